@@ -1,0 +1,352 @@
+"""Stage 3, plan: a validated Spec -> the JobGraph, plain frozen data and no text.
+
+The graph says everything the scripts do, as data: which jobs `schedule.sh`
+submits and in what order, with which sbatch options and script arguments; what
+each step script runs. Arguments are `Word`s: literal text and references to
+values `schedule.sh` only knows at run time (the run directory, each object's
+fields), so the render stage quotes them without deciding anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .spec import Literal_, Reference, Spec, parse_run_time_path
+from .validate import SCRIPT_OF_ACTION
+
+# ----------------------------------------------------------------- words
+
+
+@dataclass(frozen=True)
+class Text:
+    """Literal text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A shell variable's value at run time: an environment variable or one of schedule.sh's."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    """An environment variable the spec names (`$MYSCRATCH`); schedule.sh checks it is set."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ObjectField:
+    """A field of the object a job-array task handles (file, ra, dec, label, crop_key, index)."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class EveryObject:
+    """A field of every object, as separate words (`"${OBJECT_FILE[@]}"`)."""
+
+    field: str
+
+
+Part = Text | Variable | Environment | ObjectField | EveryObject
+
+
+@dataclass(frozen=True)
+class Word:
+    """One shell word, made of parts; rendered as a single quoted argument."""
+
+    parts: tuple[Part, ...]
+
+    @classmethod
+    def of(cls, *parts: str | Part) -> Word:
+        return cls(tuple(Text(p) if isinstance(p, str) else p for p in parts))
+
+
+# ----------------------------------------------------------------- exit codes
+
+
+@dataclass(frozen=True)
+class ExitCode:
+    name: str
+    code: int
+    meaning: str
+
+
+EXIT_CODES = (
+    ExitCode("OK", 0, "success"),
+    ExitCode("UNEXPECTED", 1, "a command failed unexpectedly (the message names the file and line)"),
+    ExitCode("BAD_INPUT", 2, "bad usage or input: nothing was done"),
+    ExitCode("TOOL_MISSING", 3, "a tool or module is missing (rclone, singularity, sky2xy, astcrop)"),
+    ExitCode("NO_SUCH_FILE", 4, "a file is missing (the image is not in the bucket, an input is absent)"),
+    ExitCode("OFF_IMAGE", 5, "the object is not on the image (sky2xy off image/offscale, astcrop no overlap)"),
+    ExitCode("BAD_IMAGE", 6, "the image is not usable (not FITS, no WCS)"),
+    ExitCode("TOOL_FAILED", 7, "a tool failed (a transfer failed or was incomplete, a tool crashed)"),
+    ExitCode("SUBMIT_FAILED", 8, "a submission failed; every job already submitted was cancelled"),
+)
+
+# ----------------------------------------------------------------- the graph
+
+
+@dataclass(frozen=True)
+class Dependency:
+    kind: str
+    job: str
+
+
+@dataclass(frozen=True)
+class FileList:
+    """A list schedule.sh writes into the run directory: one object field per line, each once."""
+
+    name: str
+    field: str
+
+    @property
+    def path(self) -> Word:
+        return Word.of(RUN_DIR, "/", self.name)
+
+    @property
+    def values(self) -> Word:
+        return Word((EveryObject(self.field),))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One sbatch submission of schedule.sh."""
+
+    name: str
+    action: str
+    script: str
+    cluster: str
+    partition: str
+    depends_on: tuple[Dependency, ...]
+    job_name: Word
+    options: tuple[Word, ...]
+    """Every sbatch option but --parsable and --export (whose list depends on what is set)."""
+    exports: tuple[str, ...]
+    """Variables the job must receive by name; schedule.sh refuses to run without them."""
+    optional_exports: tuple[str, ...]
+    """Variables passed by name only when set (overrides of the remote's settings)."""
+    per_object: bool
+    """A job array with one task per object, each reading its arguments from the run directory."""
+    command: tuple[Word, ...]
+    """The script and its arguments as sbatch passes them."""
+    task_arguments: tuple[Word, ...]
+    """For a job array: one task's arguments (with ObjectField parts); else empty."""
+    file_list: FileList | None
+    container: str | None
+    spec_line: int
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """How a step script configures an rclone remote from the environment."""
+
+    name: str
+    prefix: str
+    settings: tuple[tuple[str, str], ...]
+    credentials: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepScript:
+    """One generated step script and what it runs."""
+
+    name: str
+    kind: str
+    tool: str
+    modules: tuple[str, ...]
+    launcher: tuple[str, ...]
+    """The container command the tool runs under (empty: the tool runs from PATH)."""
+    remotes: tuple[RemoteSettings, ...]
+    hdu: int
+
+
+@dataclass(frozen=True)
+class JobGraph:
+    workflow: str
+    description: str | None
+    scratch: Word
+    scratch_placeholder: str
+    """The scratch root as a dry run shows it without its variables: <MYSCRATCH>/lts-template/data."""
+    scratch_variables: tuple[str, ...]
+    required_variables: tuple[str, ...]
+    default_label: str
+    crop_width: int
+    jobs: tuple[Job, ...]
+    scripts: tuple[StepScript, ...]
+    file_lists: tuple[FileList, ...]
+    exit_codes: tuple[ExitCode, ...]
+
+
+# ----------------------------------------------------------------- planning
+
+SCRATCH = Variable("SCRATCH")
+RUN_DIR = Variable("RUN_DIR")
+IMAGE_DIR = "/images/"
+OUT_DIR = "/out"
+
+_KIND_OF_ACTION = {"sync-in": "sync", "world-to-pixel": "world_to_pixel", "crop": "crop", "sync-out": "sync"}
+_TOOL_OF_KIND = {"sync": "rclone", "world_to_pixel": "sky2xy", "crop": "astcrop"}
+IMAGES = FileList("sync_in.list", "file")
+CROPS = FileList("sync_out.list", "crop_key")
+
+
+def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
+    """Turn `spec` into its JobGraph: jobs in dependency order, scripts by name."""
+    lines = step_lines or {}
+    jobs = tuple(_job(spec, name, lines.get(name, 0)) for name in _topological_order(spec))
+    scripts = _scripts(spec)
+    required = _scratch_variables(spec) + tuple(sorted({name for job in jobs for name in job.exports}))
+    return JobGraph(
+        workflow=spec.name,
+        description=spec.description,
+        scratch=Word(tuple(_part(p) for p in parse_run_time_path(spec.scratch))),
+        scratch_placeholder="".join(
+            p.text if isinstance(p, Literal_) else f"<{p.name}>" for p in parse_run_time_path(spec.scratch)),
+        scratch_variables=_scratch_variables(spec),
+        required_variables=required,
+        default_label=spec.objects.label,
+        crop_width=spec.objects.crop_width,
+        jobs=jobs,
+        scripts=scripts,
+        file_lists=tuple(job.file_list for job in jobs if job.file_list is not None),
+        exit_codes=EXIT_CODES,
+    )
+
+
+def _part(part: Literal_ | Reference) -> Part:
+    return Text(part.text) if isinstance(part, Literal_) else Environment(part.name)
+
+
+def _scratch_variables(spec: Spec) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.name for p in parse_run_time_path(spec.scratch) if isinstance(p, Reference)))
+
+
+def _topological_order(spec: Spec) -> list[str]:
+    """Steps ordered so each comes after what it depends on; ties keep declaration order."""
+    order: list[str] = []
+    placed: set[str] = set()
+    remaining = list(spec.steps)
+    while remaining:
+        ready = next(name for name in remaining if set(spec.steps[name].depends_on) <= placed)
+        order.append(ready)
+        placed.add(ready)
+        remaining.remove(ready)
+    return order
+
+
+def remote_prefix(remote: str) -> str:
+    return f"RCLONE_CONFIG_{remote.upper()}"
+
+
+def _job(spec: Spec, name: str, spec_line: int) -> Job:
+    step = spec.steps[name]
+    remote = step.remote
+    exports: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    if remote is not None:
+        settings = _remote_settings(spec, remote)
+        exports = settings.credentials
+        optional = tuple(f"{settings.prefix}_{key}" for key, _ in settings.settings)
+    image = Word.of(SCRATCH, IMAGE_DIR, ObjectField("file"))
+    xy_file = Word.of(RUN_DIR, "/xy/", ObjectField("index"), ".xy")
+    arguments, file_list, per_object = {
+        "sync-in": ((Word.of(f"{remote}:"), Word.of(SCRATCH, IMAGE_DIR.rstrip("/")),
+                     Word.of(RUN_DIR, "/", IMAGES.name)), IMAGES, False),
+        "world-to-pixel": ((image, Word.of(ObjectField("ra")), Word.of(ObjectField("dec")), xy_file), None, True),
+        "crop": ((image, Word.of(RUN_DIR, OUT_DIR, "/", ObjectField("crop_key")), xy_file,
+                  Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))), None, True),
+        "sync-out": ((Word.of(RUN_DIR, OUT_DIR), Word.of(f"{remote}:"), Word.of(RUN_DIR, "/", CROPS.name)),
+                     CROPS, False),
+    }[step.action]
+    script = SCRIPT_OF_ACTION[step.action]
+    script_path = Word.of(Variable("SCRIPT_DIR"), "/", script)
+    job_name = Word.of(f"{spec.name}-{name}-", Variable("RUN_ID"))
+    log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-" + ("%A_%a.log" if per_object else "%j.log"))
+    fixed = (Word.of(f"--clusters={step.cluster}"), Word.of(f"--partition={step.partition}"),
+             Word.of("--job-name=", *job_name.parts), log_file, Word.of("--kill-on-invalid-dep=yes"))
+    array = (Word.of("--array=0-", Variable("LAST_OBJECT")),) if per_object else ()
+    return Job(
+        name=name,
+        action=step.action,
+        script=script,
+        cluster=step.cluster,
+        partition=step.partition,
+        depends_on=tuple(Dependency(kind, parent) for parent, kind in step.depends_on.items()),
+        job_name=job_name,
+        options=fixed + array + _resource_options(spec, name) + _dependency_option(spec, name),
+        exports=exports,
+        optional_exports=optional,
+        per_object=per_object,
+        command=(script_path, Word.of("--task-arguments"), Word.of(RUN_DIR, f"/tasks/{name}"))
+        if per_object else (script_path, *arguments),
+        task_arguments=arguments if per_object else (),
+        file_list=file_list,
+        container=step.container.image if step.container else None,
+        spec_line=spec_line,
+    )
+
+
+def _resource_options(spec: Spec, name: str) -> tuple[Word, ...]:
+    resources = spec.steps[name].resources
+    pairs = (("--time", resources.time), ("--mem", resources.memory), ("--cpus-per-task", resources.cpus),
+             ("--account", resources.account), ("--qos", resources.qos))
+    return tuple(Word.of(f"{flag}={value}") for flag, value in pairs if value is not None)
+
+
+def _dependency_option(spec: Spec, name: str) -> tuple[Word, ...]:
+    """`--dependency=afterok:ID[:ID],afterany:ID`: one clause per kind, all of them required."""
+    by_kind: dict[str, list[str]] = {}
+    for parent, kind in spec.steps[name].depends_on.items():
+        by_kind.setdefault(kind, []).append(parent)
+    if not by_kind:
+        return ()
+    parts: list[str | Part] = ["--dependency="]
+    for number, (kind, parents) in enumerate(by_kind.items()):
+        parts.append(("," if number else "") + kind)
+        for parent in parents:
+            parts.extend([":", job_id_variable(parent)])
+    return (Word.of(*parts),)
+
+
+def job_id_variable(step: str) -> Variable:
+    """The schedule.sh variable that holds a step's job id once it is submitted."""
+    return Variable(f"JOB_{step}")
+
+
+def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
+    remote = spec.remotes[name]
+    prefix = remote_prefix(name)
+    settings = [("TYPE", remote.type)]
+    if remote.provider is not None:
+        settings.append(("PROVIDER", remote.provider))
+    if remote.endpoint is not None:
+        settings.append(("ENDPOINT", remote.endpoint))
+    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials))
+
+
+def _scripts(spec: Spec) -> tuple[StepScript, ...]:
+    scripts: dict[str, StepScript] = {}
+    for name in spec.steps:
+        step = spec.steps[name]
+        script = SCRIPT_OF_ACTION[step.action]
+        kind = _KIND_OF_ACTION[step.action]
+        remotes = tuple(
+            _remote_settings(spec, s.remote)
+            for s in spec.steps.values()
+            if SCRIPT_OF_ACTION[s.action] == script and s.remote is not None
+        )
+        scripts.setdefault(script, StepScript(
+            name=script,
+            kind=kind,
+            tool=_TOOL_OF_KIND[kind],
+            modules=step.modules,
+            launcher=(step.container.runtime, "run", step.container.image) if step.container else (),
+            remotes=tuple(dict.fromkeys(remotes)),
+            hdu=spec.objects.hdu,
+        ))
+    return tuple(sorted(scripts.values(), key=lambda s: s.name))

@@ -1,0 +1,213 @@
+"""The spec, version 1: pydantic models at the boundary, frozen after it.
+
+These models define what a spec may say; `validate.py` turns a loaded document
+into a `Spec` and maps every problem back to a line and column. Field docs here
+are the reference (the README's spec table and the JSON Schema come from them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from .diagnostics import quoted
+
+ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out")
+"""What a step does. Each action has one script; see plan.ACTION_SCRIPTS."""
+
+DEPENDENCY_TYPES = ("afterok", "afterany", "afternotok")
+CONTAINER_RUNTIMES = ("singularity", "apptainer")
+
+STEP_NAME = re.compile(r"[a-z][a-z0-9_]*")
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+REMOTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_WORKFLOW_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*")
+_IMAGE = re.compile(r"(docker|library|oras|shub)://[A-Za-z0-9][A-Za-z0-9._/:@+-]*|/[^\s]*\.sif")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_TIME = re.compile(r"\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+(:\d{2}(:\d{2})?)?")
+_MEMORY = re.compile(r"[1-9]\d*[KMGT]?")
+_SLURM_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_BACKEND = re.compile(r"[a-z0-9]+")
+_PROVIDER = re.compile(r"[A-Za-z0-9]+")
+_ENDPOINT = re.compile(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[^\s'\"\\`$]*)?")
+_PATH_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_PATH_LITERAL = re.compile(r"[A-Za-z0-9_./@+,:=-]*")
+
+
+def _matching(pattern: re.Pattern[str], what: str):
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{what}, got {quoted(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+@dataclass(frozen=True)
+class Literal_:
+    """Literal text inside a path."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A `$NAME` reference inside a path, expanded on the cluster at run time."""
+
+    name: str
+
+
+def parse_run_time_path(value: str) -> tuple[Literal_ | Reference, ...]:
+    """Split `$MYSCRATCH/lts-template/data` into references and literal text.
+
+    Only `$NAME` and `${NAME}` are allowed: no other expansion, no quoting, so a
+    value can never be interpreted by the shell beyond naming a variable.
+    """
+    parts: list[Literal_ | Reference] = []
+    position = 0
+    for match in _PATH_REFERENCE.finditer(value):
+        parts.extend(_literal(value[position : match.start()]))
+        parts.append(Reference(match.group(1) or match.group(2)))
+        position = match.end()
+    parts.extend(_literal(value[position:]))
+    if not parts or (isinstance(parts[0], Literal_) and not parts[0].text.startswith("/")):
+        raise ValueError(f"must be an absolute path or start with $VARIABLE, got {quoted(value)}")
+    if any(segment == ".." for segment in value.split("/")):
+        raise ValueError(f"must not contain \"..\" segments, got {quoted(value)}")
+    return tuple(parts)
+
+
+def _literal(text: str) -> list[Literal_]:
+    if not text:
+        return []
+    if not _PATH_LITERAL.fullmatch(text):
+        raise ValueError(
+            "may hold only letters, digits, \"/._-@+,:=\" and $VARIABLE references, "
+            f"got {quoted(text)}"
+        )
+    return [Literal_(text)]
+
+
+def _run_time_path(value: str) -> str:
+    parse_run_time_path(value)
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Remote(_Model):
+    """An rclone remote, configured on the cluster only by RCLONE_CONFIG_<NAME>_* variables."""
+
+    type: Annotated[str, _matching(_BACKEND, "must be an rclone backend name such as \"s3\"")] = Field(
+        description="rclone backend (RCLONE_CONFIG_<NAME>_TYPE)."
+    )
+    provider: Annotated[str, _matching(_PROVIDER, "must be a provider name such as \"Ceph\"")] | None = Field(
+        default=None, description="S3 provider (RCLONE_CONFIG_<NAME>_PROVIDER)."
+    )
+    endpoint: Annotated[str, _matching(_ENDPOINT, "must be an http:// or https:// URL")] | None = Field(
+        default=None,
+        description="Endpoint URL (RCLONE_CONFIG_<NAME>_ENDPOINT); the environment may override it.",
+    )
+    credentials: tuple[Annotated[str, _matching(ENV_NAME, "must be an UPPER_CASE option name")], ...] = Field(
+        default=(),
+        description="Names of the rclone options that hold secrets, e.g. ACCESS_KEY_ID. Their "
+        "values come from RCLONE_CONFIG_<NAME>_<OPTION> in the submitting environment and "
+        "reach jobs by name only.",
+    )
+
+
+class Cluster(_Model):
+    """A Slurm cluster (`sbatch -M NAME`) and the partitions steps may use on it."""
+
+    partitions: tuple[Annotated[str, _matching(_SLURM_WORD, "must be a Slurm partition name")], ...] = Field(
+        min_length=1, description="Partitions on this cluster."
+    )
+
+
+class Container(_Model):
+    """The container a step's tool runs in (`RUNTIME run IMAGE TOOL ARGS...`)."""
+
+    image: Annotated[str, _matching(_IMAGE, "must be docker://..., library://... or a .sif path")] = Field(
+        description="Image reference."
+    )
+    runtime: Literal["singularity", "apptainer"] = Field(default="singularity", description="Container runtime.")
+
+
+class Resources(_Model):
+    """Slurm resources for a step; each one left out is left to the cluster's default."""
+
+    time: Annotated[str, _matching(_TIME, "must be a Slurm time such as \"30\", \"01:00:00\" or \"1-00:00:00\"")] | None = Field(
+        default=None, description="`--time`."
+    )
+    memory: Annotated[str, _matching(_MEMORY, "must be a Slurm memory size such as \"4G\"")] | None = Field(
+        default=None, description="`--mem`."
+    )
+    cpus: Annotated[int, Field(ge=1)] | None = Field(default=None, description="`--cpus-per-task`.")
+    account: Annotated[str, _matching(_SLURM_WORD, "must be a Slurm account name")] | None = Field(
+        default=None, description="`--account`."
+    )
+    qos: Annotated[str, _matching(_SLURM_WORD, "must be a Slurm QOS name")] | None = Field(
+        default=None, description="`--qos`."
+    )
+
+
+class Step(_Model):
+    """One Slurm job of the chain."""
+
+    action: Literal["sync-in", "world-to-pixel", "crop", "sync-out"] = Field(
+        description="What the step does: sync-in (rclone, remote -> scratch), world-to-pixel "
+        "(sky2xy), crop (astcrop), sync-out (rclone, scratch -> remote)."
+    )
+    cluster: str = Field(description="Cluster to submit to (`sbatch -M`); a key of `clusters`.")
+    partition: str = Field(description="Partition (`sbatch -p`); one of the cluster's partitions.")
+    remote: str | None = Field(default=None, description="Remote (sync steps only); a key of `remotes`.")
+    modules: tuple[Annotated[str, _matching(_MODULE, "must be an environment module name")], ...] = Field(
+        default=(), description="Environment modules loaded before the tool runs."
+    )
+    container: Container | None = Field(default=None, description="Run the tool in this container.")
+    resources: Resources = Field(default_factory=Resources, description="Slurm resources.")
+    depends_on: dict[str, Literal["afterok", "afterany", "afternotok"]] = Field(
+        default_factory=dict,
+        description="Steps this one waits for, each with its Slurm dependency type.",
+    )
+
+
+class Objects(_Model):
+    """Parameters of the objects cropped out of the images."""
+
+    crop_width: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=20, description="Crop width in pixels (astcrop rounds an even width up to odd)."
+    )
+    label: Annotated[str, _matching(_LABEL, "must be letters, digits, \".\", \"_\" or \"-\" (at most 64)")] = Field(
+        default="galaxy_1", description="Label of an object whose message gives none."
+    )
+    hdu: Annotated[int, Field(ge=0)] = Field(default=0, description="HDU of the image (astcrop -h).")
+
+
+class Spec(_Model):
+    """An ltsflow pipeline spec."""
+
+    version: Literal[1] = Field(description="Spec format version.")
+    name: Annotated[str, _matching(_WORKFLOW_NAME, "must be lower-case letters, digits, \".\", \"_\" or \"-\"")] = Field(
+        description="Workflow name, used in job names and the run directory."
+    )
+    description: str | None = Field(default=None, description="Free text for people.")
+    scratch: Annotated[str, AfterValidator(_run_time_path)] = Field(
+        description="Scratch root shared by the clusters; `$NAME` references are expanded on "
+        "the cluster when schedule.sh runs, never at build time."
+    )
+    federated: bool = Field(
+        default=False,
+        description="The clusters form a Slurm federation, so a dependency may cross clusters.",
+    )
+    remotes: dict[str, Remote] = Field(default_factory=dict, description="rclone remotes by name.")
+    clusters: dict[str, Cluster] = Field(min_length=1, description="Slurm clusters by name.")
+    objects: Objects = Field(default_factory=Objects, description="Object parameters.")
+    steps: dict[str, Step] = Field(min_length=1, description="The jobs, by step name.")

@@ -1,0 +1,336 @@
+"""Stage 2, validate: a loaded Document -> a frozen `Spec`, or every problem at once.
+
+Two passes, both always run so one report holds everything:
+- the shape, checked by the pydantic models in `spec.py` (unknown keys, types,
+  formats), each error mapped back to the line and column of its node;
+- the meaning, checked here on the raw data (names that must exist, one step per
+  action, the data flow between steps, dependency cycles, clusters that can only
+  depend on each other inside a federation). These checks skip whatever has the
+  wrong shape: the first pass reports that.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .diagnostics import Diagnostic, SpecError, one_of, quoted
+from .load import Document, Path
+from .spec import ACTIONS, CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec
+
+SCRIPT_OF_ACTION = {
+    "sync-in": "sync.sh",
+    "world-to-pixel": "get_world_2_pix.sh",
+    "crop": "crop_image_around_pixels.sh",
+    "sync-out": "sync.sh",
+}
+"""The script each action runs: steps that share a script must configure it alike."""
+
+REMOTE_ACTIONS = ("sync-in", "sync-out")
+
+DATA_FLOW = (("world-to-pixel", "sync-in"), ("crop", "world-to-pixel"), ("sync-out", "crop"))
+"""(consumer, producer): the consumer reads what the producer wrote, so it must wait for it."""
+
+
+def validate_spec(document: Document) -> Spec:
+    """Check `document` against the spec; return the Spec or raise SpecError with every problem."""
+    diagnostics = list(document.diagnostics)
+    spec = None
+    try:
+        spec = Spec.model_validate(document.data)
+    except ValidationError as error:
+        diagnostics.extend(_shape_diagnostic(document, e) for e in error.errors())
+    diagnostics.extend(_MeaningCheck(document).run())
+    if diagnostics or spec is None:
+        raise SpecError(diagnostics)
+    return spec
+
+
+# --------------------------------------------------------------------------- shape
+
+
+def _shape_diagnostic(document: Document, error: Any) -> Diagnostic:
+    loc: Path = tuple(error["loc"])
+    kind = error["type"]
+    name = _dotted(loc)
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        valid = _keys_of_model_at(loc[:-1])
+        message = f"unexpected key {quoted(key)} {_section(loc[:-1])}. expected one of {one_of(valid)}"
+        return Diagnostic.at(document.file, document.position_of(loc, key=True), message + _did_you_mean(key, valid))
+    if kind == "missing":
+        message = f"missing required key {quoted(loc[-1])} {_section(loc[:-1])}"
+        return Diagnostic.at(document.file, document.position_of(loc[:-1], key=True), message)
+    if kind == "literal_error":
+        choices = [str(c) for c in error["ctx"]["expected"].replace("'", "").split(" or ")]
+        choices = [c.strip() for part in choices for c in part.split(",") if c.strip()]
+        message = f"invalid value {_show(value)} for {quoted(name)}. expected one of {one_of(choices)}"
+        return Diagnostic.at(document.file, document.position_of(loc), message + _did_you_mean(str(value), choices))
+    return Diagnostic.at(document.file, document.position_of(loc), f"{quoted(name)} {_reason(kind, error, value)}")
+
+
+_TYPE_REASONS = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+
+
+def _reason(kind: str, error: Any, value: Any) -> str:
+    if kind in _TYPE_REASONS:
+        return f"{_TYPE_REASONS[kind]}, got {_show(value)}"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
+        bound = next(iter(error["ctx"].values()))
+        word = {"greater_than_equal": "at least", "greater_than": "more than",
+                "less_than_equal": "at most", "less_than": "less than"}[kind]
+        return f"must be {word} {bound}, got {_show(value)}"
+    if kind == "too_short":
+        return "must not be empty"
+    message = str(error["msg"])
+    return message[:1].lower() + message[1:] + f", got {_show(value)}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return quoted(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isnan(value):
+        return ".nan"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, tuple):
+        return "a list"
+    return str(value)
+
+
+def _dotted(loc: Path) -> str:
+    return ".".join(str(part) for part in loc) or "spec"
+
+
+def _section(loc: Path) -> str:
+    return f"for {quoted(_dotted(loc))} section" if loc else "at top level"
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {quoted(close[0])}?)" if close else ""
+
+
+def _keys_of_model_at(loc: Path) -> list[str]:
+    """The keys allowed in the mapping at `loc`, read from the models' annotations."""
+    annotation: Any = Spec
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif typing.get_origin(annotation) in (dict, tuple):
+            annotation = typing.get_args(annotation)[-1 if typing.get_origin(annotation) is dict else 0]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional[...] and Annotated[...] down to the type that holds the fields."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        else:
+            return annotation
+
+
+# --------------------------------------------------------------------------- meaning
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+class _MeaningCheck:
+    """Cross-references and data flow, checked on whatever part of the data has the right shape."""
+
+    def __init__(self, document: Document) -> None:
+        self.document = document
+        data = _mapping(document.data)
+        self.steps = {name: _mapping(step) for name, step in _mapping(data.get("steps")).items()}
+        self.clusters = _mapping(data.get("clusters"))
+        self.remotes = _mapping(data.get("remotes"))
+        self.federated = data.get("federated") is True
+        self.found: list[Diagnostic] = []
+
+    def error(self, path: Path, message: str, *, key: bool = False) -> None:
+        self.found.append(Diagnostic.at(self.document.file, self.document.position_of(path, key=key), message))
+
+    def run(self) -> list[Diagnostic]:
+        self.check_names()
+        for name, step in self.steps.items():
+            self.check_step(name, step)
+        self.check_actions()
+        self.check_cycles()
+        return self.found
+
+    def check_names(self) -> None:
+        for section, names, pattern, what in (
+            ("steps", self.steps, STEP_NAME, "lower-case letters, digits and \"_\", starting with a letter"),
+            ("clusters", self.clusters, CLUSTER_NAME, "letters, digits, \".\", \"_\" and \"-\""),
+            ("remotes", self.remotes, REMOTE_NAME, "letters, digits and \"_\", starting with a letter"),
+        ):
+            for name in names:
+                if not pattern.fullmatch(name):
+                    self.error((section, name), f"invalid name {quoted(name)} in {quoted(section)}: use {what}", key=True)
+
+    def check_step(self, name: str, step: dict[str, Any]) -> None:
+        path: Path = ("steps", name)
+        cluster = step.get("cluster")
+        if isinstance(cluster, str) and cluster not in self.clusters:
+            self.unknown((*path, "cluster"), "cluster", cluster, self.clusters)
+        partition = step.get("partition")
+        if isinstance(partition, str) and isinstance(cluster, str) and cluster in self.clusters:
+            partitions = _mapping(self.clusters[cluster]).get("partitions")
+            if isinstance(partitions, tuple) and partition not in partitions:
+                self.unknown((*path, "partition"), "partition", partition,
+                             [p for p in partitions if isinstance(p, str)], where=f" on cluster {quoted(cluster)}")
+        action = step.get("action")
+        remote = step.get("remote")
+        if action in REMOTE_ACTIONS and "remote" not in step:
+            self.error(path, f"step {quoted(name)} (action {quoted(action)}) needs a \"remote\". "
+                             f"expected one of {one_of(self.remotes)}", key=True)
+        if action in ACTIONS and action not in REMOTE_ACTIONS and "remote" in step:
+            self.error((*path, "remote"), f"\"remote\" is only for steps with action \"sync-in\" or \"sync-out\", "
+                                          f"not {quoted(action)}", key=True)
+        elif isinstance(remote, str) and remote not in self.remotes:
+            self.unknown((*path, "remote"), "remote", remote, self.remotes)
+        for parent, _kind in _mapping(step.get("depends_on")).items():
+            where: Path = (*path, "depends_on", parent)
+            if parent == name:
+                self.error(where, f"step {quoted(name)} depends on itself", key=True)
+            elif parent not in self.steps:
+                self.unknown(where, "step", parent, self.steps, key=True)
+            else:
+                self.check_crossing(name, step, parent, where)
+
+    def check_crossing(self, name: str, step: dict[str, Any], parent: str, where: Path) -> None:
+        here, there = step.get("cluster"), self.steps[parent].get("cluster")
+        if self.federated or here not in self.clusters or there not in self.clusters or here == there:
+            return
+        self.error(where, f"step {quoted(name)} on cluster {quoted(here)} depends on step {quoted(parent)} on "
+                          f"cluster {quoted(there)}, but the clusters are not federated: Slurm on {quoted(here)} "
+                          f"would not know the job id and would count the dependency as satisfied at once. "
+                          f"set \"federated: true\" if they form a federation, or run both steps on one cluster",
+                   key=True)
+
+    def unknown(self, path: Path, what: str, value: str, choices: Any, *, key: bool = False, where: str = "") -> None:
+        names = sorted(str(c) for c in choices)
+        expected = f"expected one of {one_of(names)}" if names else "none are defined"
+        self.error(path, f"unknown {what} {quoted(value)}{where}. {expected}{_did_you_mean(value, names)}", key=key)
+
+    def check_actions(self) -> None:
+        by_action: dict[str, list[str]] = {}
+        for name, step in self.steps.items():
+            action = step.get("action")
+            if isinstance(action, str) and action in ACTIONS:
+                by_action.setdefault(action, []).append(name)
+        if not self.steps:
+            return
+        for action in ACTIONS:
+            names = by_action.get(action, [])
+            if not names:
+                self.error(("steps",), f"no step has action {quoted(action)}: a workflow needs one step for each of "
+                                       f"{one_of(ACTIONS)}", key=True)
+            for extra in names[1:]:
+                self.error(("steps", extra, "action"), f"step {quoted(extra)} repeats action {quoted(action)} "
+                                                       f"of step {quoted(names[0])}: each action runs once")
+        for consumer, producer in DATA_FLOW:
+            for name in by_action.get(consumer, [])[:1]:
+                for source in by_action.get(producer, [])[:1]:
+                    if source not in self.ancestors(name):
+                        self.error(("steps", name), f"step {quoted(name)} ({consumer}) reads what step {quoted(source)} "
+                                                    f"({producer}) writes, so it must depend on it", key=True)
+        self.check_shared_scripts(by_action)
+
+    def check_shared_scripts(self, by_action: dict[str, list[str]]) -> None:
+        first_user: dict[str, str] = {}
+        for action in ACTIONS:
+            for name in by_action.get(action, [])[:1]:
+                script = SCRIPT_OF_ACTION[action]
+                if script not in first_user:
+                    first_user[script] = name
+                    continue
+                other = first_user[script]
+                for field in ("modules", "container"):
+                    if self.steps[name].get(field) != self.steps[other].get(field):
+                        self.error(("steps", name, field) if field in self.steps[name] else ("steps", name),
+                                   f"steps {quoted(other)} and {quoted(name)} both run {script}, so their "
+                                   f"{quoted(field)} must be the same", key=True)
+
+    def ancestors(self, name: str) -> set[str]:
+        seen: set[str] = set()
+        pending = [name]
+        while pending:
+            for parent in _mapping(self.steps.get(pending.pop(), {}).get("depends_on")):
+                if parent in self.steps and parent not in seen:
+                    seen.add(parent)
+                    pending.append(parent)
+        return seen
+
+    def check_cycles(self) -> None:
+        reported: set[frozenset[str]] = set()
+        for cycle in _cycles(self.steps):
+            if frozenset(cycle) in reported:
+                continue
+            reported.add(frozenset(cycle))
+            first = cycle[0]
+            self.error(("steps", first, "depends_on", cycle[1] if len(cycle) > 1 else first),
+                       "dependency cycle: " + " -> ".join(quoted(s) for s in (*cycle, first)), key=True)
+
+
+def _cycles(steps: dict[str, dict[str, Any]]) -> Iterator[list[str]]:
+    """Each elementary cycle found by depth-first search, rotated to start at its first-declared step."""
+    order = {name: index for index, name in enumerate(steps)}
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> Iterator[list[str]]:
+        state[name] = "open"
+        stack.append(name)
+        for parent in _mapping(steps[name].get("depends_on")):
+            if parent not in steps or parent == name:
+                continue
+            if state.get(parent) == "open":
+                cycle = stack[stack.index(parent):]
+                start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+                yield cycle[start:] + cycle[:start]
+            elif parent not in state:
+                yield from visit(parent)
+        stack.pop()
+        state[name] = "done"
+
+    for name in steps:
+        if name not in state:
+            yield from visit(name)
