@@ -1,0 +1,40 @@
+# ltsflow: two commands set everything up on a fresh Debian 12 (python3, python3-venv, make, git).
+#   make build   create .venv, install ltsflow, compile the default spec into out/
+#   make test    install what the tests need (apt-get too, when root), then run every test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SPEC ?= fixtures/specs/lts-template.yaml
+OUT ?= out
+PYTEST_ARGS ?=
+
+.PHONY: build test check plan bench clean system-packages
+
+build: $(VENV)/.installed
+	$(BIN)/ltsflow build $(SPEC) -o $(OUT)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --editable .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet --editable '.[test]'
+	touch $@
+
+system-packages:
+	bash tests/system-packages.sh
+
+test: build $(VENV)/.test-installed system-packages
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+
+check: $(VENV)/.installed
+	$(BIN)/ltsflow check $(SPEC)
+
+plan: $(VENV)/.installed
+	$(BIN)/ltsflow plan $(SPEC)
+
+clean:
+	rm -rf $(OUT) .pytest_cache

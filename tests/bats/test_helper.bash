@@ -1,0 +1,33 @@
+# Shared setup for the bats tests. pytest runs them (make test): it builds the
+# default spec once and sets LTSFLOW_SCRIPTS and LTSFLOW_ROOT.
+: "${LTSFLOW_SCRIPTS:?run the bats tests through pytest (make test), which builds the scripts}"
+: "${LTSFLOW_ROOT:?run the bats tests through pytest (make test)}"
+
+# use_shims: the fake Slurm/singularity/module commands first on PATH, with a fresh state.
+use_shims() {
+  export LTSFLOW_SHIM_STATE="${BATS_TEST_TMPDIR}/shim-state"
+  mkdir -p "${LTSFLOW_SHIM_STATE}"
+  PATH="${LTSFLOW_ROOT}/tests/shims:${PATH}"
+  export PATH
+}
+
+# fits COMMAND ARGS...: make FITS images and ask astropy (tests/fitstool.py).
+fits() {
+  python3 -m tests.fitstool "$@"
+}
+
+# shim_calls TOOL: the recorded calls of TOOL, one JSON object per line.
+shim_calls() {
+  python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    call = json.loads(line)
+    if call["tool"] == sys.argv[2]:
+        print(json.dumps(call))' "${LTSFLOW_SHIM_STATE}/calls.jsonl" "$1"
+}
+
+# pixel_of XY_FILE: "X Y" from sky2xy's line "RA DEC SYSTEM -> X Y".
+pixel_of() {
+  local fields
+  read -r -a fields <"$1"
+  printf '%s %s\n' "${fields[4]}" "${fields[5]}"
+}

@@ -1,0 +1,140 @@
+"""schedule.sh --dry-run: the exact sbatch command lines, for messages and for files.txt.
+
+A dry run checks every input and prints what it would submit; these tests read
+those lines back with shlex, so they assert the argv sbatch would receive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRATCH = "/scratch/pawsey0001/alice"
+ROOT = f"{SCRATCH}/lts-template/data"
+RUN = f"{ROOT}/runs/dry-run"
+CREDENTIALS = "RCLONE_CONFIG_CEPH_ACCESS_KEY_ID,RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY"
+IMAGE = "lts-template/data/frame-z-004874-4-0422.fits"
+
+
+def run_dry(scripts: Path, *inputs: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {"PATH": os.environ["PATH"], "MYSCRATCH": SCRATCH, **(env or {})}
+    return subprocess.run(["bash", str(scripts / "schedule.sh"), "--dry-run", *map(str, inputs)],
+                          capture_output=True, text=True, env=environment, check=False)
+
+
+def sbatch_lines(output: str) -> list[list[str]]:
+    return [shlex.split(line) for line in output.splitlines() if line.startswith("sbatch ")]
+
+
+def comments(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("#")]
+
+
+def message(tmp_path: Path, name: str = "message.json", **fields: object) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(fields))
+    return path
+
+
+def expected_chain(scripts: Path, objects: int) -> list[list[str]]:
+    last = str(objects - 1)
+    common = ["--kill-on-invalid-dep=yes"]
+    return [
+        ["sbatch", "--parsable", "--clusters=zeus", "--partition=copyq",
+         "--job-name=lts-template-sync_in-dry-run", f"--output={RUN}/logs/sync_in-%j.log", *common,
+         f"--export={CREDENTIALS}", f"{scripts}/sync.sh", "ceph:", f"{ROOT}/images", f"{RUN}/sync_in.list"],
+        ["sbatch", "--parsable", "--clusters=magnus", "--partition=debugq",
+         "--job-name=lts-template-world_to_pixel-dry-run", f"--output={RUN}/logs/world_to_pixel-%A_%a.log", *common,
+         f"--array=0-{last}", "--dependency=afterok:@sync_in", "--export=NONE",
+         f"{scripts}/get_world_2_pix.sh", "--task-arguments", f"{RUN}/tasks/world_to_pixel"],
+        ["sbatch", "--parsable", "--clusters=magnus", "--partition=debugq",
+         "--job-name=lts-template-crop-dry-run", f"--output={RUN}/logs/crop-%A_%a.log", *common,
+         f"--array=0-{last}", "--dependency=afterok:@world_to_pixel", "--export=NONE",
+         f"{scripts}/crop_image_around_pixels.sh", "--task-arguments", f"{RUN}/tasks/crop"],
+        ["sbatch", "--parsable", "--clusters=zeus", "--partition=copyq",
+         "--job-name=lts-template-sync_out-dry-run", f"--output={RUN}/logs/sync_out-%j.log", *common,
+         "--dependency=afterok:@crop", f"--export={CREDENTIALS}",
+         f"{scripts}/sync.sh", f"{RUN}/out", "ceph:", f"{RUN}/sync_out.list"],
+    ]
+
+
+def test_one_message_gives_the_four_job_chain(scripts_dir: Path, tmp_path: Path) -> None:
+    result = run_dry(scripts_dir, message(tmp_path, file=IMAGE, ra="0.1", dec="0.25"))
+    assert result.returncode == 0, result.stderr
+    assert sbatch_lines(result.stdout) == expected_chain(scripts_dir, 1)
+    stem = IMAGE.removesuffix(".fits")
+    task_lines = [shlex.split(line.split(":", 1)[1]) for line in comments(result.stdout) if " task " in line]
+    assert task_lines == [
+        [f"{ROOT}/images/{IMAGE}", "0.1", "0.25", f"{RUN}/xy/0.xy"],
+        [f"{ROOT}/images/{IMAGE}", f"{RUN}/out/{stem}_galaxy_1_crop.fits", f"{RUN}/xy/0.xy", "galaxy_1", "20"],
+    ]
+
+
+def test_many_objects_fetch_each_image_once_and_stay_four_jobs(scripts_dir: Path, tmp_path: Path) -> None:
+    other = "lts-template/data/frame-other.fits"
+    inputs = [
+        message(tmp_path, "a.json", file=IMAGE, ra=0.1, dec=0.25, label="a"),
+        message(tmp_path, "b.json", file=IMAGE, ra="0:00:30", dec="+00:15:00", label="b"),
+        message(tmp_path, "c.json", file=other, ra=359.5, dec=-89.9),
+    ]
+    result = run_dry(scripts_dir, *inputs)
+    assert result.returncode == 0, result.stderr
+    assert sbatch_lines(result.stdout) == expected_chain(scripts_dir, 3)
+    assert [c for c in comments(result.stdout) if "sync_in.list" in c] == [
+        f"# sync_in.list: {IMAGE}", f"# sync_in.list: {other}"]
+    assert len([c for c in comments(result.stdout) if "sync_out.list" in c]) == 3
+
+
+def test_seed_files_txt_form_with_environment(scripts_dir: Path, tmp_path: Path) -> None:
+    files = tmp_path / "files.txt"
+    files.write_text(IMAGE + "\n")
+    result = run_dry(scripts_dir, files, env={"RA_OBJECT": "0.1", "DEC_OBJECT": "0.25", "LABEL_OBJECT": "ngc123"})
+    assert result.returncode == 0, result.stderr
+    assert sbatch_lines(result.stdout) == expected_chain(scripts_dir, 1)
+    assert f"{RUN}/out/{IMAGE.removesuffix('.fits')}_ngc123_crop.fits" in result.stdout
+
+
+def test_files_txt_needs_ra_and_dec(scripts_dir: Path, tmp_path: Path) -> None:
+    files = tmp_path / "files.txt"
+    files.write_text(IMAGE + "\n")
+    result = run_dry(scripts_dir, files, env={"DEC_OBJECT": "0.25"})
+    assert result.returncode == 2
+    assert "needs RA_OBJECT" in result.stderr
+    assert sbatch_lines(result.stdout) == []
+
+
+def test_key_with_spaces_and_quotes_passes_through_as_one_argument(scripts_dir: Path, tmp_path: Path) -> None:
+    key = "my-bucket/odd dir/it's \"$(echo pwned)\" `x`; y.fits"
+    result = run_dry(scripts_dir, message(tmp_path, file=key, ra="10", dec="-5"))
+    assert result.returncode == 0, result.stderr
+    task = next(line for line in comments(result.stdout) if "world_to_pixel task 0" in line)
+    assert shlex.split(task.split(":", 1)[1])[0] == f"{ROOT}/images/{key}"
+    assert "pwned" not in result.stderr
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"file": "/etc/passwd.fits", "ra": "1", "dec": "1"}, "file"),
+    ({"file": "bucket/../../etc/x.fits", "ra": "1", "dec": "1"}, "file"),
+    ({"file": "-rf/x.fits", "ra": "1", "dec": "1"}, "file"),
+    ({"file": "bucket/x.fits", "ra": "nan", "dec": "1"}, "ra"),
+    ({"file": "bucket/x.fits", "ra": "1", "dec": "91"}, "dec"),
+    ({"file": "bucket/x.fits", "ra": "1", "dec": "1", "label": "a b"}, "label"),
+])
+def test_bad_field_is_refused_naming_it(scripts_dir: Path, tmp_path: Path, fields: dict, field: str) -> None:
+    result = run_dry(scripts_dir, message(tmp_path, **fields))
+    assert result.returncode == 2
+    assert f'field "{field}"' in result.stderr
+    assert sbatch_lines(result.stdout) == []
+
+
+def test_help_exits_zero_and_lists_exit_codes(scripts_dir: Path) -> None:
+    for script in ("schedule.sh", "sync.sh", "get_world_2_pix.sh", "crop_image_around_pixels.sh"):
+        result = subprocess.run(["bash", str(scripts_dir / script), "--help"], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, script
+        assert result.stdout.startswith("Usage: ")
+        assert "Exit codes:" in result.stdout
