@@ -1,0 +1,229 @@
+"""The whole chain under the fake Slurm, with the real tools and a real S3 server.
+
+A message goes in, schedule.sh submits, `drain` runs the jobs as Slurm would
+(sync in with the real rclone against SeaweedFS, sky2xy and astcrop behind the
+singularity shim, sync out), and the crop in the bucket must equal astropy's
+cutout. The faults fail at the right step, with the right exit code, and leave
+the bucket as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from tests.fitsimages import expected_crop, expected_pixel, make_image, make_not_fits, read_crop
+from tests.s3server import S3Server
+from tests.shimlib import ShimState
+
+RA, DEC = 150.0, 2.0
+
+
+class Run:
+    """One schedule.sh run: its environment, result, run directory and jobs."""
+
+    def __init__(self, scripts: Path, state: ShimState, s3: S3Server, tmp_path: Path, **extra: str) -> None:
+        self.scripts = scripts
+        self.state = state
+        self.workdir = tmp_path / "cwd"
+        self.workdir.mkdir(exist_ok=True)
+        self.scratch = tmp_path / "scratch"
+        self.env = state.env(s3.env(), MYSCRATCH=str(self.scratch), RCLONE_RETRIES="1",
+                             RCLONE_LOW_LEVEL_RETRIES="1", **extra)
+        self.result: subprocess.CompletedProcess[str] | None = None
+
+    def schedule(self, *inputs: str) -> subprocess.CompletedProcess[str]:
+        self.result = subprocess.run(["bash", str(self.scripts / "schedule.sh"), *inputs], cwd=self.workdir,
+                                     env=self.env, capture_output=True, text=True, check=False, timeout=120)
+        return self.result
+
+    def drain(self) -> dict[str, dict]:
+        drained = self.state.drain(self.env, cwd=self.workdir)
+        assert drained.returncode == 0, drained.stderr
+        return {job["name"].split("-")[2]: job for job in self.state.jobs()}
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.result is not None and self.result.returncode == 0, self.result and self.result.stderr
+        return Path(self.result.stdout.strip())
+
+    def log(self, job: dict) -> str:
+        return "".join(Path(p).read_text(errors="replace") for p in job["logs"])
+
+    def message(self, name: str = "message.json", **fields: object) -> str:
+        (self.workdir / name).write_text(json.dumps(fields))
+        return name
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "frame.fits"
+    make_image(path, nx=300, ny=200, ra=RA, dec=DEC, zero_block=(140, 90, 160, 110))
+    return path
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, s3_bucket: str, image: Path) -> str:
+    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
+    s3_server.put_bytes(b"unrelated", f"{s3_bucket}/data/other.txt")
+    s3_server.put_bytes(b"an older crop", f"{s3_bucket}/data/frame_old_crop.fits")
+    return s3_bucket
+
+
+def assert_crop_in_bucket(s3: S3Server, key: str, image: Path, xy_file: Path, ra: float, dec: float, width: int,
+                          tmp_path: Path) -> None:
+    """The crop at `key` is astropy's cutout around the pixel the chain used, which is astropy's pixel."""
+    fields = xy_file.read_text().split()
+    x, y = float(fields[4]), float(fields[5])
+    expected_x, expected_y = expected_pixel(_wcs(image), ra, dec)
+    assert abs(x - expected_x) < 0.01 and abs(y - expected_y) < 0.01
+    local = tmp_path / "downloaded.fits"
+    local.write_bytes(s3.get_bytes(key))
+    expected = expected_crop(fits.getdata(image), x, y, width)
+    actual = read_crop(local)
+    assert expected is not None and actual.shape == expected.shape
+    assert np.array_equal(actual, expected, equal_nan=True)
+
+
+def _wcs(image: Path):
+    from astropy.wcs import WCS
+
+    return WCS(fits.getheader(image))
+
+
+def test_a_message_becomes_a_crop_in_the_bucket(scripts_dir: Path, shim_state: ShimState, s3_server: S3Server,
+                                                bucket: str, image: Path, tmp_path: Path) -> None:
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    before = s3_server.snapshot()
+    ra, dec = RA + 0.002, DEC - 0.001
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=str(ra), dec=str(dec))).returncode == 0, \
+        run.result.stderr
+    jobs = run.drain()
+    assert {name: job["state"] for name, job in jobs.items()} == dict.fromkeys(
+        ["sync_in", "world_to_pixel", "crop", "sync_out"], "COMPLETED"), {n: run.log(j) for n, j in jobs.items()}
+    crop_key = f"{bucket}/data/frame_galaxy_1_crop.fits"
+    assert_crop_in_bucket(s3_server, crop_key, image, run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
+    after = s3_server.snapshot()
+    assert {k: v for k, v in after.items() if k != crop_key} == before
+    assert (run.scratch / "lts-template" / "data" / "images" / bucket / "data" / "frame.fits").read_bytes() == \
+        image.read_bytes()
+    assert [c["image"] for c in shim_state.calls("singularity")] == ["docker://curtinfop/wcstools",
+                                                                     "docker://curtinfop/gnuastro"]
+
+
+def test_the_original_files_txt_form_gives_the_same_crop(scripts_dir: Path, shim_state: ShimState,
+                                                         s3_server: S3Server, bucket: str, image: Path,
+                                                         tmp_path: Path) -> None:
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path, RA_OBJECT="10:00:00.5", DEC_OBJECT="+02:00:03",
+              LABEL_OBJECT="ngc123")
+    (run.workdir / "files.txt").write_text(f"{bucket}/data/frame.fits\n")
+    assert run.schedule("files.txt").returncode == 0, run.result.stderr
+    jobs = run.drain()
+    assert all(job["state"] == "COMPLETED" for job in jobs.values()), {n: run.log(j) for n, j in jobs.items()}
+    ra, dec = 150.0 + 0.5 / 240, 2.0 + 3 / 3600
+    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_ngc123_crop.fits", image, run.run_dir / "xy" / "0.xy",
+                          ra, dec, 20, tmp_path)
+
+
+def test_many_objects_fetch_each_image_once_in_four_jobs(scripts_dir: Path, shim_state: ShimState,
+                                                          s3_server: S3Server, bucket: str, image: Path,
+                                                          tmp_path: Path) -> None:
+    second = tmp_path / "second.fits"
+    make_image(second, nx=120, ny=90, ra=200.0, dec=-30.0, rotation_deg=-10.0)
+    s3_server.put(second, f"{bucket}/other dir/second 'image'.fits")
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    objects = [(f"{bucket}/data/frame.fits", RA + 0.001 * i, DEC, f"obj{i}") for i in range(3)]
+    objects.append((f"{bucket}/other dir/second 'image'.fits", 200.0, -30.0, "obj3"))
+    inputs = [run.message(f"m{i}.json", file=f, ra=ra, dec=dec, label=label)
+              for i, (f, ra, dec, label) in enumerate(objects)]
+    assert run.schedule(*inputs).returncode == 0, run.result.stderr
+    jobs = run.drain()
+    assert len(shim_state.sbatch_calls()) == 4
+    assert all(job["state"] == "COMPLETED" for job in jobs.values()), {n: run.log(j) for n, j in jobs.items()}
+    assert (run.run_dir / "sync_in.list").read_text().splitlines() == [objects[0][0], objects[3][0]]
+    for index, (file, ra, dec, label) in enumerate(objects):
+        source = image if "frame" in file else second
+        key = file.rsplit(".", 1)[0] + f"_{label}_crop.fits"
+        assert_crop_in_bucket(s3_server, key, source, run.run_dir / "xy" / f"{index}.xy", ra, dec, 20, tmp_path)
+
+
+def test_an_image_missing_from_the_bucket_fails_sync_in_naming_the_key(scripts_dir: Path, shim_state: ShimState,
+                                                                        s3_server: S3Server, bucket: str,
+                                                                        tmp_path: Path) -> None:
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    before = s3_server.snapshot()
+    assert run.schedule(run.message(file=f"{bucket}/data/absent.fits", ra=RA, dec=DEC)).returncode == 0
+    jobs = run.drain()
+    assert (jobs["sync_in"]["state"], jobs["sync_in"]["exit_code"]) == ("FAILED", 4)
+    assert f"{bucket}/data/absent.fits" in run.log(jobs["sync_in"])
+    assert [jobs[n]["state"] for n in ("world_to_pixel", "crop", "sync_out")] == ["CANCELLED"] * 3
+    assert [j["run_order"] for j in jobs.values()] == [1, None, None, None]
+    assert s3_server.snapshot() == before
+
+
+@pytest.mark.parametrize(("ra", "dec", "step"), [(RA + 0.5, DEC, "world_to_pixel"), (330.0, -2.0, "world_to_pixel")])
+def test_an_object_off_the_image_fails_with_exit_5_and_uploads_nothing(scripts_dir: Path, shim_state: ShimState,
+                                                                       s3_server: S3Server, bucket: str,
+                                                                       tmp_path: Path, ra: float, dec: float,
+                                                                       step: str) -> None:
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    before = s3_server.snapshot()
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=ra, dec=dec)).returncode == 0
+    jobs = run.drain()
+    assert (jobs[step]["state"], jobs[step]["exit_code"]) == ("FAILED", 5), run.log(jobs[step])
+    assert [jobs[n]["state"] for n in ("crop", "sync_out")] == ["CANCELLED"] * 2
+    assert s3_server.snapshot() == before
+
+
+def test_an_image_that_is_not_fits_fails_with_exit_6(scripts_dir: Path, shim_state: ShimState, s3_server: S3Server,
+                                                    s3_bucket: str, tmp_path: Path) -> None:
+    s3_server.put(make_not_fits(tmp_path / "fake.fits"), f"{s3_bucket}/fake.fits")
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    assert run.schedule(run.message(file=f"{s3_bucket}/fake.fits", ra=RA, dec=DEC)).returncode == 0
+    jobs = run.drain()
+    assert (jobs["world_to_pixel"]["state"], jobs["world_to_pixel"]["exit_code"]) == ("FAILED", 6)
+    assert "not a FITS file" in run.log(jobs["world_to_pixel"])
+
+
+def test_a_wrong_secret_fails_sync_in_with_rclones_error_shown(scripts_dir: Path, shim_state: ShimState,
+                                                              s3_server: S3Server, bucket: str,
+                                                              tmp_path: Path) -> None:
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path, RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY="not-the-secret")
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
+    jobs = run.drain()
+    assert (jobs["sync_in"]["state"], jobs["sync_in"]["exit_code"]) == ("FAILED", 7)
+    log = run.log(jobs["sync_in"])
+    assert "SignatureDoesNotMatch" in log or "403" in log
+    assert "not-the-secret" not in log
+
+
+def test_an_upload_of_a_missing_crop_transfers_nothing_and_fails(scripts_dir: Path, shim_state: ShimState,
+                                                                 s3_server: S3Server, bucket: str,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / bucket).mkdir(parents=True)
+    (tmp_path / "list").write_text(f"{bucket}/data/frame_galaxy_1_crop.fits\n")
+    before = s3_server.snapshot()
+    result = subprocess.run(["bash", str(scripts_dir / "sync.sh"), str(out), "ceph:", str(tmp_path / "list")],
+                            env=shim_state.env(s3_server.env()), capture_output=True, text=True, check=False)
+    assert result.returncode == 4, result.stderr
+    assert "no such file" in result.stderr
+    assert s3_server.snapshot() == before
+
+
+def test_credentials_never_reach_a_file_a_log_or_an_argv(scripts_dir: Path, shim_state: ShimState,
+                                                         s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
+    jobs = run.drain()
+    assert all(job["state"] == "COMPLETED" for job in jobs.values())
+    secrets = [s3_server.access_key, s3_server.secret_key]
+    texts = {"stdout": run.result.stdout, "stderr": run.result.stderr, "calls": shim_state.calls_text()}
+    for root in (run.run_dir, scripts_dir, run.workdir):
+        texts.update({str(p): p.read_bytes().decode(errors="replace") for p in root.rglob("*") if p.is_file()})
+    assert [name for name, text in texts.items() if any(secret in text for secret in secrets)] == []
