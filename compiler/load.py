@@ -78,6 +78,11 @@ def _syntax_diagnostic(file: str, error: MarkedYAMLError) -> Diagnostic:
     mark = error.problem_mark or error.context_mark
     position = _position(mark) if mark is not None else UNKNOWN_POSITION
     problem = (error.problem or error.context or "invalid YAML").strip()
+    # The problem is often found a line after the mistake (an unclosed "[" or quote): name where it began.
+    if error.problem and error.context and error.context_mark is not None:
+        start = _position(error.context_mark)
+        if start != position:
+            problem += f" ({error.context.strip()} at line:{start.line},col:{start.column})"
     return Diagnostic.at(file, position, f"invalid YAML: {problem}")
 
 

@@ -68,6 +68,8 @@ def shell_quote(value: Any) -> str:
     """The one quoting filter: a value as shell word(s) that bash reads back exactly."""
     if isinstance(value, Word):
         return _quote_word(value)
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises here, naming what is missing
     if isinstance(value, bool) or value is None:
         raise TypeError(f"refusing to quote {value!r}: say what it means as text")
     if isinstance(value, int):
@@ -130,7 +132,9 @@ class _MarkingLoader(jinja2.FileSystemLoader):
         marked = []
         inside_tag = False
         for number, line in enumerate(source.split("\n"), start=1):
-            plain = not inside_tag and "{%" not in line and "{##" not in line
+            # A line that opens with a block tag is stripped by lstrip_blocks/trim_blocks, so it takes no
+            # marker; text with a tag further on (`jobs:{% for ... %}`) does.
+            plain = not inside_tag and not line.lstrip().startswith("{%") and "{##" not in line
             marked.append(f"{_MARK}{template}:{number}{_MARK}{line}" if plain else line)
             opened = max(line.rfind("{%"), line.rfind("{{"), line.rfind("{##"))
             closed = max(line.rfind("%}"), line.rfind("}}"), line.rfind("##}"))
@@ -173,9 +177,11 @@ def _render(environment: jinja2.Environment, name: str, template: str, context: 
     origins: list[Origin | None] = []
     current: Origin | None = None
     for raw in marked.split("\n"):
-        found = _MARKER.search(raw)
+        # The last marker wins: an included template's trailing (empty) line leaves its marker in
+        # front of the text that follows the include.
+        found = _MARKER.findall(raw)
         if found:
-            current = Origin(found.group(1), int(found.group(2)))
+            current = Origin(found[-1][0], int(found[-1][1]))
         line = _MARKER.sub("", raw).rstrip()
         if line == "" and (not lines or lines[-1] == ""):
             continue

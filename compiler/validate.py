@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, SpecError, one_of, quoted
 from .load import Document, Path
-from .spec import ACTIONS, CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec
+from .spec import ACTIONS, CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec, Step
 
 SCRIPT_OF_ACTION = {
     "sync-in": "sync.sh",
@@ -69,10 +70,15 @@ def _shape_diagnostic(document: Document, error: Any) -> Diagnostic:
         message = f"missing required key {quoted(loc[-1])} {_section(loc[:-1])}"
         return Diagnostic.at(document.file, document.position_of(loc[:-1], key=True), message)
     if kind == "literal_error":
-        choices = [str(c) for c in error["ctx"]["expected"].replace("'", "").split(" or ")]
-        choices = [c.strip() for part in choices for c in part.split(",") if c.strip()]
-        message = f"invalid value {_show(value)} for {quoted(name)}. expected one of {one_of(choices)}"
-        return Diagnostic.at(document.file, document.position_of(loc), message + _did_you_mean(str(value), choices))
+        # pydantic writes the choices as "'a', 'b' or 'c'" (strings) or "1" (numbers): keep the difference,
+        # so `version: "1"` is not told to be "1".
+        found = re.findall(r"'((?:[^'\\]|\\.)*)'|(-?\d+)", error["ctx"]["expected"])
+        texts = sorted(text for text, number in found if not number)
+        numbers = sorted(number for _text, number in found if number)
+        shown = ", ".join([*numbers, *(quoted(t) for t in texts)])
+        expected = f"expected one of {shown}" if len(found) > 1 else f"expected {shown}"
+        message = f"invalid value {_show(value)} for {quoted(name)}. {expected}"
+        return Diagnostic.at(document.file, document.position_of(loc), message + _did_you_mean(str(value), texts))
     return Diagnostic.at(document.file, document.position_of(loc), f"{quoted(name)} {_reason(kind, error, value)}")
 
 
@@ -182,6 +188,9 @@ class _MeaningCheck:
         self.clusters = _mapping(data.get("clusters"))
         self.remotes = _mapping(data.get("remotes"))
         self.federated = data.get("federated") is True
+        # A "federated" of the wrong shape (`yes` is a string in YAML 1.2) is reported by the shape
+        # pass; telling the user to set it as well would mislead.
+        self.federation_known = isinstance(data.get("federated", False), bool)
         self.found: list[Diagnostic] = []
 
     def error(self, path: Path, message: str, *, key: bool = False) -> None:
@@ -208,12 +217,13 @@ class _MeaningCheck:
     def check_step(self, name: str, step: dict[str, Any]) -> None:
         path: Path = ("steps", name)
         cluster = step.get("cluster")
-        if isinstance(cluster, str) and cluster not in self.clusters:
+        # No clusters, or no partitions, is reported by the shape pass: not once more for every step.
+        if isinstance(cluster, str) and self.clusters and cluster not in self.clusters:
             self.unknown((*path, "cluster"), "cluster", cluster, self.clusters)
         partition = step.get("partition")
         if isinstance(partition, str) and isinstance(cluster, str) and cluster in self.clusters:
             partitions = _mapping(self.clusters[cluster]).get("partitions")
-            if isinstance(partitions, tuple) and partition not in partitions:
+            if isinstance(partitions, tuple) and partitions and partition not in partitions:
                 self.unknown((*path, "partition"), "partition", partition,
                              [p for p in partitions if isinstance(p, str)], where=f" on cluster {quoted(cluster)}")
         action = step.get("action")
@@ -237,7 +247,9 @@ class _MeaningCheck:
 
     def check_crossing(self, name: str, step: dict[str, Any], parent: str, where: Path) -> None:
         here, there = step.get("cluster"), self.steps[parent].get("cluster")
-        if self.federated or here not in self.clusters or there not in self.clusters or here == there:
+        if self.federated or not self.federation_known:
+            return
+        if here not in self.clusters or there not in self.clusters or here == there:
             return
         self.error(where, f"step {quoted(name)} on cluster {quoted(here)} depends on step {quoted(parent)} on "
                           f"cluster {quoted(there)}, but the clusters are not federated: Slurm on {quoted(here)} "
@@ -258,9 +270,11 @@ class _MeaningCheck:
                 by_action.setdefault(action, []).append(name)
         if not self.steps:
             return
+        # A step without a valid action (reported by the shape pass) may be the missing one.
+        all_actions_known = all(step.get("action") in ACTIONS for step in self.steps.values())
         for action in ACTIONS:
             names = by_action.get(action, [])
-            if not names:
+            if not names and all_actions_known:
                 self.error(("steps",), f"no step has action {quoted(action)}: a workflow needs one step for each of "
                                        f"{one_of(ACTIONS)}", key=True)
             for extra in names[1:]:
@@ -269,7 +283,7 @@ class _MeaningCheck:
         for consumer, producer in DATA_FLOW:
             for name in by_action.get(consumer, [])[:1]:
                 for source in by_action.get(producer, [])[:1]:
-                    if source not in self.ancestors(name):
+                    if self.dependencies_known(name) and source not in self.ancestors(name):
                         self.error(("steps", name), f"step {quoted(name)} ({consumer}) reads what step {quoted(source)} "
                                                     f"({producer}) writes, so it must depend on it", key=True)
         self.check_shared_scripts(by_action)
@@ -298,6 +312,20 @@ class _MeaningCheck:
                     seen.add(parent)
                     pending.append(parent)
         return seen
+
+    def dependencies_known(self, name: str) -> bool:
+        """Whether every `depends_on` from `name` up is a mapping of existing steps (else it is reported already).
+
+        A step with an unknown key counts as unknown too: the key may be a misspelt `depends_on`.
+        """
+        for step in (name, *self.ancestors(name)):
+            fields = self.steps.get(step, {})
+            depends_on = fields.get("depends_on", {})
+            if not isinstance(depends_on, dict) or any(parent not in self.steps for parent in depends_on):
+                return False
+            if any(key not in Step.model_fields for key in fields):
+                return False
+        return True
 
     def check_cycles(self) -> None:
         reported: set[frozenset[str]] = set()

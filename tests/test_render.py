@@ -1,0 +1,297 @@
+"""Stage 4, render: the quoting filter, the scripts, and the source map back to the templates."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from compiler import __version__
+from compiler.build import step_lines
+from compiler.load import load_spec
+from compiler.plan import Environment, EveryObject, JobGraph, ObjectField, Text, Variable, Word, plan_jobs
+from compiler.render import (
+    Provenance,
+    RenderedScript,
+    comment_text,
+    find_templates,
+    make_environment,
+    render_scripts,
+    shell_quote,
+)
+from compiler.validate import validate_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TEXT = (ROOT / "fixtures" / "specs" / "lts-template.yaml").read_text()
+PROVENANCE = Provenance("fixtures/specs/lts-template.yaml", "ab" * 32)
+TEMPLATES = find_templates()
+
+NASTY = [
+    "",
+    " ",
+    "plain",
+    "two words",
+    "  leading and trailing  ",
+    "it's",
+    "'",
+    "''",
+    '"',
+    'say "hi"',
+    "$HOME",
+    "${HOME}",
+    "$(rm -rf /)",
+    "`id`",
+    "a;b",
+    "a && b || c",
+    "a|b",
+    "a > /tmp/x",
+    "<in",
+    "new\nline",
+    "\n",
+    "tab\there",
+    "\r\n",
+    "-n",
+    "--help",
+    "-e",
+    "*",
+    "?",
+    "[a-z]",
+    "~",
+    "~root",
+    "#not a comment",
+    "a#b",
+    "!",
+    "!!",
+    "\\",
+    "back\\slash\\n",
+    "{a,b}",
+    "%s%d",
+    "=",
+    "a=b c",
+    "émoji 🚀 ünïcödé",
+    "日本語",
+    "\u00a0nbsp",
+    "\x01\x7f control",
+    "$'\\x41'",
+    "'\"'\"'",
+    "&",
+    "(subshell)",
+    "ends with backslash\\",
+]
+
+
+def bash_words(script: str, env: dict[str, str] | None = None) -> list[str]:
+    """Run `script` in bash and split its NUL-terminated output into words."""
+    result = subprocess.run(["bash", "-c", script], capture_output=True, env=env or {}, check=True)
+    assert result.stderr == b""
+    out = result.stdout.decode()
+    assert out.endswith("\0") or out == ""
+    return out.split("\0")[:-1]
+
+
+def test_quoted_text_reads_back_exactly_in_bash() -> None:
+    script = "printf '%s\\0' " + " ".join(shell_quote(value) for value in NASTY)
+    assert bash_words(script) == NASTY
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_each_quoted_text_reads_back_as_one_word(value: str) -> None:
+    quoted = shell_quote(value)
+    assert bash_words(f"printf '%s\\0' {quoted}") == [value]
+    # Beside another argument it is still exactly one word.
+    assert bash_words(f"printf '%s\\0' {quoted} {quoted}") == [value, value]
+
+
+def test_safe_text_is_left_bare_and_the_rest_single_quoted() -> None:
+    assert shell_quote("docker://curtinfop/wcstools") == "docker://curtinfop/wcstools"
+    assert shell_quote("--partition=debugq") == "--partition=debugq"
+    assert shell_quote("two words") == "'two words'"
+    assert shell_quote("it's") == "'it'\\''s'"
+    assert shell_quote("") == "''"
+
+
+def test_numbers_and_sequences() -> None:
+    assert shell_quote(0) == "0"
+    assert shell_quote(-7) == "-7"
+    assert shell_quote(("a b", 3, "c")) == "'a b' 3 c"
+    assert shell_quote(["x"]) == "x"
+    assert shell_quote(()) == ""
+    assert bash_words("printf '%s\\0' " + shell_quote(tuple(NASTY))) == NASTY
+
+
+@pytest.mark.parametrize("value", [True, False, None, 1.5, {"a": 1}, b"bytes", object(), {1, 2}])
+def test_values_without_an_obvious_shell_form_are_refused(value: object) -> None:
+    with pytest.raises(TypeError):
+        shell_quote(value)
+
+
+@pytest.mark.parametrize("name", ["a b", "1x", "x$(id)", "", "x-y"])
+def test_a_bad_variable_name_in_a_word_is_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        shell_quote(Word((Variable(name),)))
+    with pytest.raises(ValueError):
+        shell_quote(Word.of("text", ObjectField(name)))
+
+
+WORD_SETUP = "OBJECT_FILE=({files}); OBJECT_LABEL=({labels}); index=1; "
+FILES = ("a b.fits", "$(id).fits", "it's\n.fits")
+LABELS = ("x", "l'2 `id`", "z")
+
+
+@pytest.mark.parametrize("text", NASTY)
+def test_words_mixing_text_and_variables_read_back_exactly(text: str) -> None:
+    value = "v'\"$(id) `x` ${HOME}\n;"
+    words = [
+        Word.of(text, Variable("V"), text),
+        Word.of(Environment("E"), "/", text),
+        Word.of(text, ObjectField("file"), "-", ObjectField("label")),
+        Word((Text(text),)),
+    ]
+    setup = WORD_SETUP.format(files=shell_quote(FILES), labels=shell_quote(LABELS))
+    script = setup + "printf '%s\\0' " + " ".join(shell_quote(w) for w in words)
+    assert bash_words(script, {"V": value, "E": "/env dir"}) == [
+        text + value + text,
+        "/env dir/" + text,
+        text + FILES[1] + "-" + LABELS[1],
+        text,
+    ]
+
+
+def test_every_object_expands_to_one_word_per_object() -> None:
+    setup = WORD_SETUP.format(files=shell_quote(FILES), labels=shell_quote(LABELS))
+    script = setup + "printf '%s\\0' " + shell_quote(Word((EveryObject("file"),)))
+    assert bash_words(script) == list(FILES)
+
+
+def test_an_unset_environment_reference_fails_instead_of_expanding_to_nothing() -> None:
+    script = "printf '%s\\0' " + shell_quote(Word.of(Environment("MISSING_VAR"), "/data"))
+    result = subprocess.run(["bash", "-c", script], capture_output=True, env={})
+    assert result.returncode != 0
+    assert b"MISSING_VAR" in result.stderr
+    assert result.stdout == b""
+
+
+def test_comment_text_is_always_one_line() -> None:
+    assert comment_text("a\nb\r\n  c\td") == "a b c d"
+    assert "\n" not in comment_text("x\n$(id)\n")
+
+
+# ----------------------------------------------------------------- scripts and the source map
+
+
+@pytest.fixture(scope="module")
+def graph() -> JobGraph:
+    document = load_spec(DEFAULT_TEXT, "s.yaml")
+    return plan_jobs(validate_spec(document), step_lines(document))
+
+
+@pytest.fixture(scope="module")
+def scripts(graph: JobGraph) -> tuple[RenderedScript, ...]:
+    return render_scripts(graph, PROVENANCE)
+
+
+def test_render_makes_every_script_sorted_by_name(scripts: tuple[RenderedScript, ...]) -> None:
+    assert [s.name for s in scripts] == [
+        "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "sync.sh",
+    ]
+    for script in scripts:
+        assert script.text.startswith("#!/bin/bash\n")
+        assert script.text.endswith("\n") and not script.text.endswith("\n\n")
+        assert "\n\n\n" not in script.text
+        assert f"Generated by ltsflow {__version__} from fixtures/specs/lts-template.yaml" in script.text
+        assert f"(spec sha256 {'ab' * 32})" in script.text
+        assert script.text.rstrip("\n").split("\n")[-1] == 'main "$@"'
+
+
+def test_rendering_is_deterministic(graph: JobGraph, scripts: tuple[RenderedScript, ...]) -> None:
+    assert render_scripts(graph, PROVENANCE) == scripts
+
+
+def test_no_marker_bytes_or_trailing_spaces_in_the_output(scripts: tuple[RenderedScript, ...]) -> None:
+    for script in scripts:
+        assert "\x1e" not in script.text
+        assert all(line == line.rstrip() for line in script.text.split("\n")), script.name
+
+
+def test_every_line_has_an_origin(scripts: tuple[RenderedScript, ...]) -> None:
+    for script in scripts:
+        lines = script.text.split("\n")[:-1]
+        assert len(script.origins) == len(lines), script.name
+        for number, (line, origin) in enumerate(zip(lines, script.origins), start=1):
+            if line.strip():
+                assert origin is not None, f"{script.name}:{number}: {line!r}"
+
+
+def _template_line(template: str, line: int) -> str:
+    return (TEMPLATES / template).read_text().split("\n")[line - 1]
+
+
+def test_origins_point_at_the_template_line_that_wrote_the_text(scripts: tuple[RenderedScript, ...]) -> None:
+    literal = expression = 0
+    for script in scripts:
+        for number, (line, origin) in enumerate(zip(script.text.split("\n"), script.origins), start=1):
+            if not line.strip() or origin is None:
+                continue
+            source = _template_line(origin.template, origin.line)
+            where = f"{script.name}:{number} <- {origin.template}:{origin.line}"
+            if "{{" not in source and "{%" not in source:
+                literal += 1
+                assert source.rstrip() == line, where
+            else:
+                expression += 1
+                pieces = [p.strip() for p in re.split(r"\{\{.*?\}\}|\{%.*?%\}", source) if p.strip()]
+                assert all(piece in line for piece in pieces), (where, line, source)
+    assert literal > 800 and expression > 100
+
+
+def test_origins_of_known_lines(scripts: tuple[RenderedScript, ...]) -> None:
+    schedule = next(s for s in scripts if s.name == "schedule.sh")
+    lines = schedule.text.split("\n")
+    origin_of = {line: schedule.origins[index] for index, line in enumerate(lines) if line.strip()}
+    assert origin_of["#!/bin/bash"] == (origin := origin_of["#!/bin/bash"]) and origin.template == "_header.sh.j2"
+    assert origin.line == 1
+    # Text written after an include: the include's trailing line must not claim it.
+    description = "# Crop an object out of a large FITS image in object storage."
+    assert origin_of[description].template == "schedule.sh.j2"
+    assert _template_line("schedule.sh.j2", origin_of[description].line) == "# {{ graph.description|comment }}"
+    # A line holding an inline {% for %}: its own template line, not the one before it.
+    log_line = next(line for line in lines if line.startswith("  log '%s run %s"))
+    assert "{% for job in graph.jobs %}" in _template_line("schedule.sh.j2", origin_of[log_line].line)
+    assert "submit_{{ job.name|identifier }}" in _template_line("schedule.sh.j2", origin_of["  submit_crop"].line)
+
+
+def test_markers_change_nothing_but_the_source_map(graph: JobGraph, scripts: tuple[RenderedScript, ...]) -> None:
+    plain = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        comment_start_string="{##", comment_end_string="##}",
+    )
+    plain.filters.update(make_environment().filters)
+    by_name = {s.name: s for s in scripts}
+    for name, template, script in [("schedule.sh", "schedule.sh.j2", None)] + [
+        (s.name, f"{s.kind}.sh.j2", s) for s in graph.scripts
+    ]:
+        text = plain.get_template(template).render(graph=graph, provenance=PROVENANCE, script=script)
+        squeezed = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.split("\n"))).strip("\n") + "\n"
+        assert squeezed == by_name[name].text, name
+
+
+def test_a_missing_variable_is_an_error_not_an_empty_string(tmp_path: Path) -> None:
+    (tmp_path / "t.sh.j2").write_text("echo {{ graph.nothing_here|q }}\n")
+    environment = make_environment(tmp_path)
+    with pytest.raises(jinja2.UndefinedError, match="nothing_here"):
+        environment.get_template("t.sh.j2").render(graph=object())
+    (tmp_path / "u.sh.j2").write_text("echo {{ not_given }}\n")
+    with pytest.raises(jinja2.UndefinedError, match="not_given"):
+        environment.get_template("u.sh.j2").render()
+
+
+def test_the_q_filter_is_the_quoting_function(tmp_path: Path) -> None:
+    (tmp_path / "t.sh.j2").write_text("echo {{ value|q }}\n")
+    text = make_environment(tmp_path).get_template("t.sh.j2").render(value="$(id) x")
+    assert re.sub("\x1e[^\x1e]*\x1e", "", text) == "echo '$(id) x'\n"
+    with pytest.raises(TypeError):
+        make_environment(tmp_path).get_template("t.sh.j2").render(value=None)
