@@ -9,7 +9,7 @@ fields), so the render stage quotes them without deciding anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .spec import Literal_, Reference, Spec, parse_run_time_path
 from .validate import SCRIPT_OF_ACTION
@@ -133,7 +133,9 @@ class Job:
     per_object: bool
     """A job array with one task per object, each reading its arguments from the run directory."""
     command: tuple[Word, ...]
-    """The script and its arguments as sbatch passes them."""
+    """What sbatch runs: the step script and its arguments, or (relay) schedule.sh --job RUN_DIR STEP."""
+    step_command: tuple[Word, ...]
+    """The step script and its arguments (the same as `command` unless the chain is a relay)."""
     task_arguments: tuple[Word, ...]
     """For a job array: one task's arguments (with ObjectField parts); else empty."""
     file_list: FileList | None
@@ -176,10 +178,18 @@ class JobGraph:
     required_variables: tuple[str, ...]
     default_label: str
     crop_width: int
+    relay: bool
+    """Each job submits the next when it ends (chain: relay); else all are submitted at once."""
     jobs: tuple[Job, ...]
     scripts: tuple[StepScript, ...]
+    generated: tuple[str, ...]
+    """Every script the build writes: a relay run copies them into its run directory."""
     file_lists: tuple[FileList, ...]
     exit_codes: tuple[ExitCode, ...]
+
+    def children_of(self, name: str) -> tuple[Job, ...]:
+        """The jobs that wait for job `name`."""
+        return tuple(job for job in self.jobs if any(d.job == name for d in job.depends_on))
 
 
 # ----------------------------------------------------------------- planning
@@ -190,6 +200,8 @@ IMAGE_DIR = "/images/"
 OUT_DIR = "/out"
 
 _KIND_OF_ACTION = {"sync-in": "sync", "world-to-pixel": "world_to_pixel", "crop": "crop", "sync-out": "sync"}
+CONTROL_SCRIPTS = ("status.sh", "cancel.sh")
+"""Generated for every spec: they act on a run, whatever its steps."""
 _TOOL_OF_KIND = {"sync": "rclone", "world_to_pixel": "sky2xy", "crop": "astcrop"}
 IMAGES = FileList("sync_in.list", "file")
 CROPS = FileList("sync_out.list", "crop_key")
@@ -199,6 +211,8 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     """Turn `spec` into its JobGraph: jobs in dependency order, scripts by name."""
     lines = step_lines or {}
     jobs = tuple(_job(spec, name, lines.get(name, 0)) for name in _topological_order(spec))
+    if spec.chain == "relay":
+        jobs = _relayed(jobs)
     scripts = _scripts(spec)
     required = _scratch_variables(spec) + tuple(sorted({name for job in jobs for name in job.exports}))
     return JobGraph(
@@ -211,8 +225,10 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         required_variables=required,
         default_label=spec.objects.label,
         crop_width=spec.objects.crop_width,
+        relay=spec.chain == "relay",
         jobs=jobs,
         scripts=scripts,
+        generated=tuple(sorted({"schedule.sh", *CONTROL_SCRIPTS, *(script.name for script in scripts)})),
         file_lists=tuple(job.file_list for job in jobs if job.file_list is not None),
         exit_codes=EXIT_CODES,
     )
@@ -262,6 +278,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
                   Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))), None, True),
         "sync-out": ((Word.of(RUN_DIR, OUT_DIR), Word.of(f"{remote}:"), Word.of(RUN_DIR, "/", CROPS.name)),
                      CROPS, False),
+        "report": ((Word.of("--report"), Word.of(RUN_DIR)), None, False),
     }[step.action]
     script = SCRIPT_OF_ACTION[step.action]
     script_path = Word.of(Variable("SCRIPT_DIR"), "/", script)
@@ -270,6 +287,8 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
     fixed = (Word.of(f"--clusters={step.cluster}"), Word.of(f"--partition={step.partition}"),
              Word.of("--job-name=", *job_name.parts), log_file, Word.of("--kill-on-invalid-dep=yes"))
     array = (Word.of("--array=0-", Variable("LAST_OBJECT")),) if per_object else ()
+    step_command = ((script_path, Word.of("--task-arguments"), Word.of(RUN_DIR, f"/tasks/{name}"))
+                    if per_object else (script_path, *arguments))
     return Job(
         name=name,
         action=step.action,
@@ -282,13 +301,37 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         exports=exports,
         optional_exports=optional,
         per_object=per_object,
-        command=(script_path, Word.of("--task-arguments"), Word.of(RUN_DIR, f"/tasks/{name}"))
-        if per_object else (script_path, *arguments),
+        command=step_command,
+        step_command=step_command,
         task_arguments=arguments if per_object else (),
         file_list=file_list,
         container=step.container.image if step.container else None,
         spec_line=spec_line,
     )
+
+
+def _relayed(jobs: tuple[Job, ...]) -> tuple[Job, ...]:
+    """The relay chain: no --dependency (each job is submitted once the ones it waits for have
+    ended), every job runs `schedule.sh --job RUN_DIR STEP`, and each job carries every
+    variable a later job needs, since it is the one that submits that job."""
+    exports = tuple(dict.fromkeys(name for job in jobs for name in job.exports))
+    optional = tuple(dict.fromkeys(name for job in jobs for name in job.optional_exports))
+    return tuple(
+        replace(
+            job,
+            options=tuple(o for o in job.options if not _is_dependency(o)),
+            command=(Word.of(Variable("SCRIPT_DIR"), "/schedule.sh"), Word.of("--job"), Word.of(RUN_DIR),
+                     Word.of(job.name)),
+            exports=exports,
+            optional_exports=optional,
+        )
+        for job in jobs
+    )
+
+
+def _is_dependency(option: Word) -> bool:
+    first = option.parts[0]
+    return isinstance(first, Text) and first.text.startswith("--dependency=")
 
 
 def _resource_options(spec: Spec, name: str) -> tuple[Word, ...]:
@@ -334,6 +377,8 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
     for name in spec.steps:
         step = spec.steps[name]
         script = SCRIPT_OF_ACTION[step.action]
+        if script in CONTROL_SCRIPTS:
+            continue
         kind = _KIND_OF_ACTION[step.action]
         remotes = tuple(
             _remote_settings(spec, s.remote)

@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 
 from . import __version__
-from .plan import Environment, EveryObject, JobGraph, ObjectField, Text, Variable, Word
+from .plan import CONTROL_SCRIPTS, Environment, EveryObject, JobGraph, ObjectField, Text, Variable, Word
 
 _MARK = "\x1e"
 _MARKER = re.compile(_MARK + r"([^\x1e:]+):(\d+)" + _MARK)
@@ -164,7 +164,8 @@ def render_scripts(graph: JobGraph, provenance: Provenance, templates: Path | No
     """Render schedule.sh and every step script, sorted by name."""
     environment = make_environment(templates)
     context = {"graph": graph, "provenance": provenance}
-    rendered = [_render(environment, "schedule.sh", "schedule.sh.j2", {**context, "script": None})]
+    rendered = [_render(environment, name, f"{name}.j2", {**context, "script": None})
+                for name in ("schedule.sh", *CONTROL_SCRIPTS)]
     for script in graph.scripts:
         rendered.append(_render(environment, script.name, f"{script.kind}.sh.j2", {**context, "script": script}))
     return tuple(sorted(rendered, key=lambda r: r.name))

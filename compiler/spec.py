@@ -15,8 +15,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .diagnostics import quoted
 
-ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out")
-"""What a step does. Each action has one script; see plan.ACTION_SCRIPTS."""
+ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out", "report")
+"""What a step does; each has one script (validate.SCRIPT_OF_ACTION). All but report are required."""
+REQUIRED_ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out")
+CHAINS = ("dependencies", "relay")
 
 DEPENDENCY_TYPES = ("afterok", "afterany", "afternotok")
 CONTAINER_RUNTIMES = ("singularity", "apptainer")
@@ -161,9 +163,10 @@ class Resources(_Model):
 class Step(_Model):
     """One Slurm job of the chain."""
 
-    action: Literal["sync-in", "world-to-pixel", "crop", "sync-out"] = Field(
+    action: Literal["sync-in", "world-to-pixel", "crop", "sync-out", "report"] = Field(
         description="What the step does: sync-in (rclone, remote -> scratch), world-to-pixel "
-        "(sky2xy), crop (astcrop), sync-out (rclone, scratch -> remote)."
+        "(sky2xy), crop (astcrop), sync-out (rclone, scratch -> remote), report (optional: "
+        "records every job's final state in the run directory; give it afterany)."
     )
     cluster: str = Field(description="Cluster to submit to (`sbatch -M`); a key of `clusters`.")
     partition: str = Field(description="Partition (`sbatch -p`); one of the cluster's partitions.")
@@ -206,6 +209,12 @@ class Spec(_Model):
     federated: bool = Field(
         default=False,
         description="The clusters form a Slurm federation, so a dependency may cross clusters.",
+    )
+    chain: Literal["dependencies", "relay"] = Field(
+        default="dependencies",
+        description="How the jobs wait for each other. dependencies: schedule.sh submits every job at "
+        "once, each with --dependency (a dependency across clusters needs a federation). relay: "
+        "schedule.sh submits the first job, and each job submits the next when it ends.",
     )
     remotes: dict[str, Remote] = Field(default_factory=dict, description="rclone remotes by name.")
     clusters: dict[str, Cluster] = Field(min_length=1, description="Slurm clusters by name.")

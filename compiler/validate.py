@@ -23,13 +23,14 @@ from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, SpecError, one_of, quoted
 from .load import Document, Path
-from .spec import ACTIONS, CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec, Step
+from .spec import ACTIONS, CLUSTER_NAME, REMOTE_NAME, REQUIRED_ACTIONS, STEP_NAME, Spec, Step
 
 SCRIPT_OF_ACTION = {
     "sync-in": "sync.sh",
     "world-to-pixel": "get_world_2_pix.sh",
     "crop": "crop_image_around_pixels.sh",
     "sync-out": "sync.sh",
+    "report": "status.sh",
 }
 """The script each action runs: steps that share a script must configure it alike."""
 
@@ -188,6 +189,7 @@ class _MeaningCheck:
         self.clusters = _mapping(data.get("clusters"))
         self.remotes = _mapping(data.get("remotes"))
         self.federated = data.get("federated") is True
+        self.relay = data.get("chain") == "relay"
         # A "federated" of the wrong shape (`yes` is a string in YAML 1.2) is reported by the shape
         # pass; telling the user to set it as well would mislead.
         self.federation_known = isinstance(data.get("federated", False), bool)
@@ -231,6 +233,9 @@ class _MeaningCheck:
         if action in REMOTE_ACTIONS and "remote" not in step:
             self.error(path, f"step {quoted(name)} (action {quoted(action)}) needs a \"remote\". "
                              f"expected one of {one_of(self.remotes)}", key=True)
+        if action == "report" and "container" in step:
+            self.error((*path, "container"), "a \"report\" step runs status.sh itself: it takes no container",
+                       key=True)
         if action in ACTIONS and action not in REMOTE_ACTIONS and "remote" in step:
             self.error((*path, "remote"), f"\"remote\" is only for steps with action \"sync-in\" or \"sync-out\", "
                                           f"not {quoted(action)}", key=True)
@@ -247,14 +252,15 @@ class _MeaningCheck:
 
     def check_crossing(self, name: str, step: dict[str, Any], parent: str, where: Path) -> None:
         here, there = step.get("cluster"), self.steps[parent].get("cluster")
-        if self.federated or not self.federation_known:
+        if self.federated or self.relay or not self.federation_known:
             return
         if here not in self.clusters or there not in self.clusters or here == there:
             return
         self.error(where, f"step {quoted(name)} on cluster {quoted(here)} depends on step {quoted(parent)} on "
                           f"cluster {quoted(there)}, but the clusters are not federated: Slurm on {quoted(here)} "
                           f"would not know the job id and would count the dependency as satisfied at once. "
-                          f"set \"federated: true\" if they form a federation, or run both steps on one cluster",
+                          f"set \"federated: true\" if they form a federation, \"chain: relay\" to have each job "
+                          f"submit the next, or run both steps on one cluster",
                    key=True)
 
     def unknown(self, path: Path, what: str, value: str, choices: Any, *, key: bool = False, where: str = "") -> None:
@@ -274,9 +280,9 @@ class _MeaningCheck:
         all_actions_known = all(step.get("action") in ACTIONS for step in self.steps.values())
         for action in ACTIONS:
             names = by_action.get(action, [])
-            if not names and all_actions_known:
+            if not names and all_actions_known and action in REQUIRED_ACTIONS:
                 self.error(("steps",), f"no step has action {quoted(action)}: a workflow needs one step for each of "
-                                       f"{one_of(ACTIONS)}", key=True)
+                                       f"{one_of(REQUIRED_ACTIONS)}", key=True)
             for extra in names[1:]:
                 self.error(("steps", extra, "action"), f"step {quoted(extra)} repeats action {quoted(action)} "
                                                        f"of step {quoted(names[0])}: each action runs once")

@@ -178,12 +178,12 @@ def test_schema_is_json_schema_with_the_steps(capsys: pytest.CaptureFixture[str]
     assert schema["title"] == "Spec"
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {
-        "version", "name", "description", "scratch", "federated", "remotes", "clusters", "objects", "steps",
+        "version", "name", "description", "scratch", "federated", "chain", "remotes", "clusters", "objects", "steps",
     }
     assert set(schema["required"]) == {"version", "name", "scratch", "clusters", "steps"}
     assert schema["properties"]["steps"]["type"] == "object"
     step = schema["$defs"]["Step"]
-    assert step["properties"]["action"]["enum"] == ["sync-in", "world-to-pixel", "crop", "sync-out"]
+    assert step["properties"]["action"]["enum"] == ["sync-in", "world-to-pixel", "crop", "sync-out", "report"]
     assert out == json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
@@ -191,10 +191,11 @@ def test_build_writes_the_output_and_says_so(capsys: pytest.CaptureFixture[str],
     out_dir = tmp_path / "out"
     code, out, err = run(capsys, "build", SPEC, "-o", str(out_dir))
     assert (code, out) == (0, "")
-    assert err == (f"ltsflow: wrote {out_dir}/ (crop_image_around_pixels.sh, get_world_2_pix.sh, schedule.sh, "
-                   "sync.sh, manifest.json)\n")
+    assert err == (f"ltsflow: wrote {out_dir}/ (cancel.sh, crop_image_around_pixels.sh, get_world_2_pix.sh, "
+                   "schedule.sh, status.sh, sync.sh, manifest.json)\n")
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "crop_image_around_pixels.sh", "get_world_2_pix.sh", "manifest.json", "schedule.sh", "sync.sh",
+        "cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "manifest.json", "schedule.sh", "status.sh",
+        "sync.sh",
     ]
 
 

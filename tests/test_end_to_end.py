@@ -9,55 +9,15 @@ the bucket as it was.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-from astropy.io import fits
 
-from tests.fitsimages import expected_crop, expected_pixel, make_image, make_not_fits, read_crop
+from tests.chain import RA, DEC, Run, assert_crop_in_bucket
+from tests.fitsimages import make_image, make_not_fits
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
-
-RA, DEC = 150.0, 2.0
-
-
-class Run:
-    """One schedule.sh run: its environment, result, run directory and jobs."""
-
-    def __init__(self, scripts: Path, state: ShimState, s3: S3Server, tmp_path: Path, **extra: str) -> None:
-        self.scripts = scripts
-        self.state = state
-        self.workdir = tmp_path / "cwd"
-        self.workdir.mkdir(exist_ok=True)
-        self.scratch = tmp_path / "scratch"
-        self.env = state.env(s3.env(), MYSCRATCH=str(self.scratch), RCLONE_RETRIES="1",
-                             RCLONE_LOW_LEVEL_RETRIES="1", **extra)
-        self.result: subprocess.CompletedProcess[str] | None = None
-
-    def schedule(self, *inputs: str) -> subprocess.CompletedProcess[str]:
-        self.result = subprocess.run(["bash", str(self.scripts / "schedule.sh"), *inputs], cwd=self.workdir,
-                                     env=self.env, capture_output=True, text=True, check=False, timeout=120)
-        return self.result
-
-    def drain(self) -> dict[str, dict]:
-        drained = self.state.drain(self.env, cwd=self.workdir)
-        assert drained.returncode == 0, drained.stderr
-        return {job["name"].split("-")[2]: job for job in self.state.jobs()}
-
-    @property
-    def run_dir(self) -> Path:
-        assert self.result is not None and self.result.returncode == 0, self.result and self.result.stderr
-        return Path(self.result.stdout.strip())
-
-    def log(self, job: dict) -> str:
-        return "".join(Path(p).read_text(errors="replace") for p in job["logs"])
-
-    def message(self, name: str = "message.json", **fields: object) -> str:
-        (self.workdir / name).write_text(json.dumps(fields))
-        return name
 
 
 @pytest.fixture
@@ -73,27 +33,6 @@ def bucket(s3_server: S3Server, s3_bucket: str, image: Path) -> str:
     s3_server.put_bytes(b"unrelated", f"{s3_bucket}/data/other.txt")
     s3_server.put_bytes(b"an older crop", f"{s3_bucket}/data/frame_old_crop.fits")
     return s3_bucket
-
-
-def assert_crop_in_bucket(s3: S3Server, key: str, image: Path, xy_file: Path, ra: float, dec: float, width: int,
-                          tmp_path: Path) -> None:
-    """The crop at `key` is astropy's cutout around the pixel the chain used, which is astropy's pixel."""
-    fields = xy_file.read_text().split()
-    x, y = float(fields[4]), float(fields[5])
-    expected_x, expected_y = expected_pixel(_wcs(image), ra, dec)
-    assert abs(x - expected_x) < 0.01 and abs(y - expected_y) < 0.01
-    local = tmp_path / "downloaded.fits"
-    local.write_bytes(s3.get_bytes(key))
-    expected = expected_crop(fits.getdata(image), x, y, width)
-    actual = read_crop(local)
-    assert expected is not None and actual.shape == expected.shape
-    assert np.array_equal(actual, expected, equal_nan=True)
-
-
-def _wcs(image: Path):
-    from astropy.wcs import WCS
-
-    return WCS(fits.getheader(image))
 
 
 def test_a_message_becomes_a_crop_in_the_bucket(scripts_dir: Path, shim_state: ShimState, s3_server: S3Server,

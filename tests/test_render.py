@@ -195,7 +195,7 @@ def scripts(graph: JobGraph) -> tuple[RenderedScript, ...]:
 
 def test_render_makes_every_script_sorted_by_name(scripts: tuple[RenderedScript, ...]) -> None:
     assert [s.name for s in scripts] == [
-        "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "sync.sh",
+        "cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "status.sh", "sync.sh",
     ]
     for script in scripts:
         assert script.text.startswith("#!/bin/bash\n")
@@ -271,7 +271,7 @@ def test_markers_change_nothing_but_the_source_map(graph: JobGraph, scripts: tup
     )
     plain.filters.update(make_environment().filters)
     by_name = {s.name: s for s in scripts}
-    for name, template, script in [("schedule.sh", "schedule.sh.j2", None)] + [
+    for name, template, script in [(n, f"{n}.j2", None) for n in ("schedule.sh", "status.sh", "cancel.sh")] + [
         (s.name, f"{s.kind}.sh.j2", s) for s in graph.scripts
     ]:
         text = plain.get_template(template).render(graph=graph, provenance=PROVENANCE, script=script)

@@ -18,7 +18,7 @@ from compiler.write import MANIFEST, make_manifest, write_output
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = ROOT / "fixtures" / "specs" / "lts-template.yaml"
-SCRIPTS = ["crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "sync.sh"]
+SCRIPTS = ["cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "status.sh", "sync.sh"]
 
 Snapshot = dict[str, tuple[int, bytes | None]]
 

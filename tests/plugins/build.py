@@ -32,3 +32,18 @@ def compile_spec(tmp_path_factory: pytest.TempPathFactory):
         return directory / "out"
 
     return compile_text
+
+
+@pytest.fixture(scope="session")
+def built_spec(tmp_path_factory: pytest.TempPathFactory):
+    """Compile fixtures/specs/NAME.yaml once per session; returns its output directory."""
+    built: dict[str, Path] = {}
+
+    def build_named(name: str) -> Path:
+        if name not in built:
+            out = tmp_path_factory.mktemp(f"build-{name}") / "out"
+            build(ROOT / "fixtures" / "specs" / f"{name}.yaml", out)
+            built[name] = out
+        return built[name]
+
+    return build_named

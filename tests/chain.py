@@ -1,0 +1,76 @@
+"""Running a compiled chain in tests: schedule.sh, then the fake Slurm's drain, against S3.
+
+Shared by the end-to-end tests under the shims (tests/test_end_to_end.py, tests/test_relay.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from tests.fitsimages import expected_crop, expected_pixel, read_crop
+from tests.s3server import S3Server
+from tests.shimlib import ShimState
+
+RA, DEC = 150.0, 2.0
+
+
+class Run:
+    """One schedule.sh run: its environment, result, run directory and jobs."""
+
+    def __init__(self, scripts: Path, state: ShimState, s3: S3Server, tmp_path: Path, **extra: str) -> None:
+        self.scripts = scripts
+        self.state = state
+        self.workdir = tmp_path / "cwd"
+        self.workdir.mkdir(exist_ok=True)
+        self.scratch = tmp_path / "scratch"
+        self.env = state.env(s3.env(), MYSCRATCH=str(self.scratch), RCLONE_RETRIES="1",
+                             RCLONE_LOW_LEVEL_RETRIES="1", **extra)
+        self.result: subprocess.CompletedProcess[str] | None = None
+
+    def schedule(self, *inputs: str) -> subprocess.CompletedProcess[str]:
+        self.result = subprocess.run(["bash", str(self.scripts / "schedule.sh"), *inputs], cwd=self.workdir,
+                                     env=self.env, capture_output=True, text=True, check=False, timeout=120)
+        return self.result
+
+    def drain(self) -> dict[str, dict]:
+        drained = self.state.drain(self.env, cwd=self.workdir)
+        assert drained.returncode == 0, drained.stderr
+        return {step_of(job): job for job in self.state.jobs()}
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.result is not None and self.result.returncode == 0, self.result and self.result.stderr
+        return Path(self.result.stdout.strip())
+
+    def log(self, job: dict) -> str:
+        return "".join(Path(p).read_text(errors="replace") for p in job["logs"])
+
+    def message(self, name: str = "message.json", **fields: object) -> str:
+        (self.workdir / name).write_text(json.dumps(fields))
+        return name
+
+
+def step_of(job: dict, workflow: str = "lts-template") -> str:
+    """The step a job runs, from its name WORKFLOW-STEP-RUN_ID (step names have no "-")."""
+    return job["name"].removeprefix(f"{workflow}-").split("-", 1)[0]
+
+
+def assert_crop_in_bucket(s3: S3Server, key: str, image: Path, xy_file: Path, ra: float, dec: float, width: int,
+                          tmp_path: Path) -> None:
+    """The crop at `key` is astropy's cutout around the pixel the chain used, which is astropy's pixel."""
+    fields = xy_file.read_text().split()
+    x, y = float(fields[4]), float(fields[5])
+    expected_x, expected_y = expected_pixel(WCS(fits.getheader(image)), ra, dec)
+    assert abs(x - expected_x) < 0.01 and abs(y - expected_y) < 0.01
+    local = tmp_path / "downloaded.fits"
+    local.write_bytes(s3.get_bytes(key))
+    expected = expected_crop(fits.getdata(image), x, y, width)
+    actual = read_crop(local)
+    assert expected is not None and actual.shape == expected.shape
+    assert np.array_equal(actual, expected, equal_nan=True)
