@@ -211,6 +211,8 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     """Turn `spec` into its JobGraph: jobs in dependency order, scripts by name."""
     lines = step_lines or {}
     jobs = tuple(_job(spec, name, lines.get(name, 0)) for name in _topological_order(spec))
+    jobs = tuple(replace(job, optional_exports=tuple(dict.fromkeys((*job.optional_exports, *spec.exports))))
+                 for job in jobs)
     if spec.chain == "relay":
         jobs = _relayed(jobs)
     scripts = _scripts(spec)

@@ -216,6 +216,11 @@ class Spec(_Model):
         "once, each with --dependency (a dependency across clusters needs a federation). relay: "
         "schedule.sh submits the first job, and each job submits the next when it ends.",
     )
+    exports: tuple[Annotated[str, _matching(re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "must be an environment variable name")], ...] = Field(
+        default=(),
+        description="More environment variables every job receives by name (sbatch --export), when "
+        "they are set where schedule.sh runs: jobs otherwise get the user's login environment.",
+    )
     remotes: dict[str, Remote] = Field(default_factory=dict, description="rclone remotes by name.")
     clusters: dict[str, Cluster] = Field(min_length=1, description="Slurm clusters by name.")
     objects: Objects = Field(default_factory=Objects, description="Object parameters.")

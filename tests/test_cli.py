@@ -178,7 +178,7 @@ def test_schema_is_json_schema_with_the_steps(capsys: pytest.CaptureFixture[str]
     assert schema["title"] == "Spec"
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {
-        "version", "name", "description", "scratch", "federated", "chain", "remotes", "clusters", "objects", "steps",
+        "version", "name", "description", "scratch", "federated", "chain", "exports", "remotes", "clusters", "objects", "steps",
     }
     assert set(schema["required"]) == {"version", "name", "scratch", "clusters", "steps"}
     assert schema["properties"]["steps"]["type"] == "object"

@@ -69,7 +69,7 @@ def test_an_unknown_key_without_a_close_match_lists_the_choices_only() -> None:
     text = edited(("name: lts-template", "name: lts-template\nzzz: 1"))
     assert problems(text) == [
         '6:1: unexpected key "zzz" at top level. expected one of "chain", "clusters", "description", '
-        '"federated", "name", "objects", "remotes", "scratch", "steps", "version"'
+        '"exports", "federated", "name", "objects", "remotes", "scratch", "steps", "version"'
     ]
 
 
