@@ -131,7 +131,9 @@ class Job:
     optional_exports: tuple[str, ...]
     """Variables passed by name only when set (overrides of the remote's settings)."""
     per_object: bool
-    """A job array with one task per object, each reading its arguments from the run directory."""
+    """One task per object, run in turn by this one job, each reading its arguments from the run
+    directory. (Not a job array: in Slurm 22.05 a federated afterok on a job array on another
+    cluster is never fulfilled.)"""
     command: tuple[Word, ...]
     """What sbatch runs: the step script and its arguments, or (relay) schedule.sh --job RUN_DIR STEP."""
     step_command: tuple[Word, ...]
@@ -285,10 +287,9 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
     script = SCRIPT_OF_ACTION[step.action]
     script_path = Word.of(Variable("SCRIPT_DIR"), "/", script)
     job_name = Word.of(f"{spec.name}-{name}-", Variable("RUN_ID"))
-    log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-" + ("%A_%a.log" if per_object else "%j.log"))
+    log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-%j.log")
     fixed = (Word.of(f"--clusters={step.cluster}"), Word.of(f"--partition={step.partition}"),
              Word.of("--job-name=", *job_name.parts), log_file, Word.of("--kill-on-invalid-dep=yes"))
-    array = (Word.of("--array=0-", Variable("LAST_OBJECT")),) if per_object else ()
     step_command = ((script_path, Word.of("--task-arguments"), Word.of(RUN_DIR, f"/tasks/{name}"))
                     if per_object else (script_path, *arguments))
     return Job(
@@ -299,7 +300,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         partition=step.partition,
         depends_on=tuple(Dependency(kind, parent) for parent, kind in step.depends_on.items()),
         job_name=job_name,
-        options=fixed + array + _resource_options(spec, name) + _dependency_option(spec, name),
+        options=fixed + _resource_options(spec, name) + _dependency_option(spec, name),
         exports=exports,
         optional_exports=optional,
         per_object=per_object,

@@ -127,16 +127,15 @@ def test_sbatch_options_of_a_single_job(graph: JobGraph) -> None:
     assert flat(sync_in.job_name) == "lts-template-sync_in-${RUN_ID}"
 
 
-def test_a_per_object_step_is_a_job_array_reading_its_task_arguments(graph: JobGraph) -> None:
+def test_a_per_object_step_is_one_job_running_every_task(graph: JobGraph) -> None:
     crop = graph.jobs[2]
     assert crop.per_object
     assert [flat(w) for w in crop.options] == [
         "--clusters=magnus",
         "--partition=debugq",
         "--job-name=lts-template-crop-${RUN_ID}",
-        "--output=${RUN_DIR}/logs/crop-%A_%a.log",
+        "--output=${RUN_DIR}/logs/crop-%j.log",
         "--kill-on-invalid-dep=yes",
-        "--array=0-${LAST_OBJECT}",
         "--dependency=afterok:${JOB_world_to_pixel}",
     ]
     assert [flat(w) for w in crop.command] == [
@@ -160,7 +159,6 @@ def test_resources_map_to_sbatch_options_and_dependencies_to_one_clause_per_kind
     ))
     jobs = {job.name: job for job in plan_jobs(spec).jobs}
     assert [flat(w) for w in jobs["c"].options[5:]] == [
-        "--array=0-${LAST_OBJECT}",
         "--time=1-02:00:00",
         "--mem=16G",
         "--cpus-per-task=4",

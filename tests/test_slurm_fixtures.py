@@ -2,7 +2,11 @@
 
 Uses the session fixtures of tests/plugins/slurm.py (real slurmctld/slurmd/slurmdbd
 on 127.0.0.1).  Every job writes its evidence (timestamps, environment) to files
-under the test's own tmp_path.  Times below are wall-clock seconds measured here.
+under the test's own tmp_path.  Measured here (2 cores): an afterok link in one
+cluster costs ~1 s; a zeus -> magnus link in the federation ~6 s (remote
+dependencies are re-tested every 10 s with MinJobAge=10); a failed parent gets its
+--kill-on-invalid-dep=yes dependant cancelled ~3 s after submission.  The tests
+print these numbers (pytest -rP).
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurmlib import FINAL_STATES, SlurmSetup, job_id, parse_job_ref, read_timestamps
+from tests.slurmlib import (
+    FINAL_STATES,
+    SlurmError,
+    SlurmSetup,
+    job_id,
+    parse_job_ref,
+    processes_under,
+    read_timestamps,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -116,9 +128,19 @@ def test_single_kill_on_invalid_dep_decides_fate_of_dependants(slurm_single: Slu
 
 
 def test_export_named_variable_but_login_path(slurm_single: SlurmSetup, tmp_path: Path):
-    """--export=NAME: the job gets NAME, SLURM_* and the user's *login* environment
-    (sbatch sets SLURM_GET_USER_ENV=1), not the submitting shell's: a directory
-    prepended to PATH in the submitting shell is invisible to the job."""
+    """What a job sees with ``sbatch --export=NAME[,NAME...]`` (observed, Slurm 22.05.8):
+
+    * each NAME with the submitting shell's value, byte for byte;
+    * no other variable of the submitting shell: PATH, and anything prepended to it
+      (a shim directory), is NOT passed; neither is e.g. AWS_CA_BUNDLE;
+    * the user's *login* environment instead: sbatch sets SLURM_GET_USER_ENV=1 and
+      slurmd runs ``su - USER`` to get it, so PATH (as root here) is exactly what
+      ``su - root -c 'echo $PATH'`` prints, plus HOME, USER, SHELL, LOGNAME, MAIL...;
+    * SLURM_* variables, including SLURM_EXPORT_ENV=the list and SLURM_CONF pointing
+      at the cluster's configuration (so sbatch inside a job reaches the same cluster);
+    * the working directory is sbatch's (PWD = SLURM_SUBMIT_DIR).
+    With the default --export=ALL the job gets the submitting shell's PATH (shim
+    included) and everything else.  (--export=NONE: the same as NAME minus NAME.)"""
     s = slurm_single
     shim = tmp_path / "shim"
     shim.mkdir()
@@ -141,12 +163,15 @@ def test_export_named_variable_but_login_path(slurm_single: SlurmSetup, tmp_path
     assert job["SLURM_EXPORT_ENV"] == "LTSF_NAME,OUT" and job["SLURM_GET_USER_ENV"] == "1"
     assert str(shim) not in job["PATH"].split(":")
     assert job["PATH"] != sub_path
+    assert job["SLURM_CONF"] == str(s.conf_for("magnus"))
+    assert job["PWD"] == job["SLURM_SUBMIT_DIR"] == str(s.workdir)
     if os.geteuid() == 0:
         # slurmd builds the environment from a login shell of the user (su - USER)
         login = subprocess.run(
             ["su", "-", "root", "-c", 'printf %s "$PATH"'], capture_output=True, text=True, check=True
         ).stdout
         assert job["PATH"] == login
+        assert job["HOME"] == "/root" and job["USER"] == "root"
     # the default (--export=ALL) passes the submitting shell's PATH, shim included
     job_all = read_env(tmp_path / "all.env")
     assert job_all["PATH"] == sub_path and job_all["LTSF_OTHER"] == "not exported"
@@ -171,6 +196,7 @@ def test_federation_cross_cluster_afterok_waits(slurm_federation: SlurmSetup, tm
     orphan = s.sbatch(
         "--kill-on-invalid-dep=yes", f"--dependency=afterok:{job_id(bad)}", *stamp_job(tmp_path, "orphan"), cluster="magnus"
     )
+    stuck = s.sbatch(f"--dependency=afterok:{job_id(bad)}", *stamp_job(tmp_path, "stuck"), cluster="magnus")
     info = s.job_info(down)
     assert info["JobState"] == "PENDING" and info["Reason"] == "Dependency", info
     states = s.wait_for_jobs(up, down, bad, orphan, timeout=60)
@@ -178,6 +204,14 @@ def test_federation_cross_cluster_afterok_waits(slurm_federation: SlurmSetup, tm
     t = stamps(tmp_path, "up", "down")
     assert t["down_start"] >= t["up_end"], t
     assert not (tmp_path / "orphan.t").exists()
+    # ... and without the flag the remote dependant is left pending for ever
+    info = wait_until(
+        lambda: (i := s.job_info(stuck)).get("Reason") == "DependencyNeverSatisfied" and i, 15, "DependencyNeverSatisfied"
+    )
+    assert info["JobState"] == "PENDING"
+    s.cancel(stuck)
+    assert s.wait_for_jobs(stuck, timeout=30) == {stuck: "CANCELLED"}
+    assert not (tmp_path / "stuck.t").exists()
     print(f"federation ids {up} -> {down}; magnus job started {t['down_start'] - t['up_end']:.1f} s after the zeus job ended")
     # accounting shows which cluster each job ran on, with -M all and -M zeus,magnus
     ids = [job_id(j) for j in (up, down)]
@@ -251,8 +285,21 @@ def test_stop_leaves_no_process(slurm_base_dir: Path):
     dead = lambda pid: not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text()  # noqa: E731
     assert all(dead(pid) for pid in daemons.values()), daemons
     assert all(dead(pid) for pid in job_pids), job_pids
-    leftovers = subprocess.run(["pgrep", "-f", str(setup.dir)], capture_output=True, text=True).stdout.split()
-    assert leftovers == [], leftovers
+    assert processes_under(setup.dir) == {}
+
+
+def test_failed_start_is_an_error_with_log_tails(slurm_base_dir: Path, monkeypatch):
+    """A setup that cannot start raises SlurmError carrying the daemons' own words,
+    and leaves nothing running (here: a configuration slurmctld refuses)."""
+    monkeypatch.setenv("EXTRA_SLURM_CONF", "SchedulerParameters=")  # a fatal parse error
+    with pytest.raises(SlurmError) as err:
+        SlurmSetup.start("single", slurm_base_dir / "bad")
+    msg = str(err.value)
+    assert "Parse error" in msg and "SchedulerParameters=" in msg, msg
+    assert "munged.log" in msg  # the log tails
+    munged = slurm_base_dir / "bad" / "munge" / "munged.pid"
+    assert not munged.exists()  # stop_cluster.sh stopped munged and removed its pid file
+    assert processes_under(slurm_base_dir / "bad") == {}
 
 
 def test_job_refs():

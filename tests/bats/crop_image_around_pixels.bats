@@ -94,10 +94,10 @@ xy() {
   [[ -s "a, b \$(x)/out dir/crop 'q'.fits" ]]
 }
 
-@test "a job-array task reads its own arguments" {
+@test "--task-arguments runs the tasks written by schedule.sh" {
   mkdir tasks
   xy 100.5 75.5
   printf '%s\0' "${IMAGES}/image.fits" "${BATS_TEST_TMPDIR}/task.fits" xy.txt obj 11 >tasks/0.args
-  SLURM_ARRAY_TASK_ID=0 run -0 "${SCRIPT}" --task-arguments tasks
+  run -0 "${SCRIPT}" --task-arguments tasks
   run -0 fits same-crop "${IMAGES}/image.fits" task.fits 100.5 75.5 11
 }

@@ -91,12 +91,24 @@ setup() {
   [[ "${output}" == *"sky2xy not found in the container"* ]]
 }
 
-@test "a job-array task reads its own arguments" {
+@test "--task-arguments runs every task in turn, and fails with the first failure's status" {
   mkdir tasks
+  printf '%s\0' "${IMAGES}/image.fits" 150.0 2.0 "${BATS_TEST_TMPDIR}/task0.xy" >tasks/0.args
+  printf '%s\0' "${IMAGES}/image.fits" 150.5 2.0 "${BATS_TEST_TMPDIR}/task1.xy" >tasks/1.args
+  printf '%s\0' "${IMAGES}/image.fits" 150.001 2.0 "${BATS_TEST_TMPDIR}/task2.xy" >tasks/2.args
+  run -5 "${SCRIPT}" --task-arguments tasks
+  [[ "$(pixel_of task0.xy)" == "100.500 75.500" && ! -e task1.xy && -s task2.xy ]]
+  [[ "${output}" == *"ran 3 task(s): 1 failed"* ]]
+}
+
+@test "a job-array task runs only its own arguments" {
+  mkdir tasks
+  printf '%s\0' "${IMAGES}/image.fits" 150.5 2.0 "${BATS_TEST_TMPDIR}/task0.xy" >tasks/0.args
   printf '%s\0' "${IMAGES}/image.fits" 150.0 2.0 "${BATS_TEST_TMPDIR}/task1.xy" >tasks/1.args
   SLURM_ARRAY_TASK_ID=1 run -0 "${SCRIPT}" --task-arguments tasks
-  [[ "$(pixel_of task1.xy)" == "100.500 75.500" ]]
-  run -2 "${SCRIPT}" --task-arguments tasks
+  [[ "$(pixel_of task1.xy)" == "100.500 75.500" && ! -e task0.xy ]]
+  SLURM_ARRAY_TASK_ID=7 run -4 "${SCRIPT}" --task-arguments tasks
+  run -4 "${SCRIPT}" --task-arguments missing-dir
 }
 
 @test "the environment module is loaded" {

@@ -1,0 +1,250 @@
+"""The generated scripts on a real Slurm: one cluster, a zeus+magnus federation, and
+the same two clusters without a federation (relay mode, and the hazard it avoids).
+
+`sbatch --clusters` needs slurmdbd (without it: "Problem talking to database"), and
+every sbatch here names its cluster, so the one-cluster spec runs on magnus of the
+accounted zeus+magnus setup.
+
+Everything is real but the container runtime: slurmctld/slurmd (and slurmdbd with
+MariaDB for two clusters) on loopback, rclone against SeaweedFS, sky2xy and astcrop
+run by the singularity shim. Jobs get the login environment, so the specs here pass
+PATH (the shim, the venv's rclone), SLURM_CONF and the shim's state by name
+(`exports`), as a site would pass what its jobs need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from compiler.build import build
+from tests.chain import DEC, RA, assert_crop_in_bucket
+from tests.fitsimages import make_image
+from tests.s3server import S3Server
+from tests.slurmlib import FINAL_STATES, SlurmSetup
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIMS = ROOT / "tests" / "shims"
+EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, RCLONE_BWLIMIT, RCLONE_CONFIG]\n"
+
+
+def compile_for_slurm(spec: str, directory: Path) -> Path:
+    """fixtures/specs/SPEC.yaml, passing what the jobs need by name."""
+    source = directory / f"{spec}.yaml"
+    source.write_text((ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text() + EXPORTS)
+    build(source, directory / "out")
+    return directory / "out"
+
+
+class RealRun:
+    """schedule.sh against a real Slurm setup and the S3 server."""
+
+    def __init__(self, setup: SlurmSetup, s3: S3Server, spec: str, tmp_path: Path, **extra: str) -> None:
+        self.setup = setup
+        self.scripts = compile_for_slurm(spec, tmp_path)
+        self.workdir = tmp_path / "cwd"
+        self.workdir.mkdir()
+        container = tmp_path / "container-shims"  # singularity and module only: sbatch is the real one
+        container.mkdir()
+        for tool in ("singularity", "module"):
+            (container / tool).symlink_to(SHIMS / tool)
+        (tmp_path / "shim-state").mkdir()
+        path = os.pathsep.join([str(container), str(Path(sys.executable).parent), os.environ["PATH"]])
+        self.env = setup.environ(**{k: v for k, v in s3.env().items() if k.startswith("RCLONE_")})
+        self.env.update(PATH=path, MYSCRATCH=str(tmp_path / "scratch"), LTSFLOW_SHIM_STATE=str(tmp_path / "shim-state"),
+                        **extra)
+        self.result: subprocess.CompletedProcess[str] | None = None
+
+    def message(self, **fields: object) -> str:
+        (self.workdir / "message.json").write_text(json.dumps(fields))
+        return "message.json"
+
+    def schedule(self, *inputs: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        self.result = subprocess.run(["bash", str(self.scripts / "schedule.sh"), *inputs], cwd=self.workdir,
+                                     env=env or self.env, capture_output=True, text=True, check=False, timeout=120)
+        return self.result
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.result is not None and self.result.returncode == 0, self.result and self.result.stderr
+        return Path(self.result.stdout.strip())
+
+    def jobs(self) -> dict[str, str]:
+        """{step: "ID;CLUSTER"} of every job submitted so far (relay jobs add theirs as they go)."""
+        rows = [line.split("\t") for line in (self.run_dir / "jobs.tsv").read_text().splitlines()[1:]]
+        return {step: f"{job_id};{cluster}" for step, cluster, job_id, _name in rows}
+
+    def wait(self, steps: list[str], timeout: float = 240) -> dict[str, str]:
+        """Wait until every one of `steps` was submitted and every submitted job ended: {step: state}."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.jobs()
+            states = self.setup.job_states(*jobs.values())
+            by_step = {step: states[ref] for step, ref in jobs.items()}
+            if set(steps) <= set(jobs) and all(state in FINAL_STATES for state in by_step.values()):
+                return by_step
+            if time.monotonic() > deadline:
+                logs = {p.name: p.read_text(errors="replace")[-800:] for p in (self.run_dir / "logs").iterdir()}
+                raise AssertionError(f"run not finished after {timeout} s: {by_step}\n{logs}\n{self.setup.log_tail()}")
+            time.sleep(0.5)
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted((self.run_dir / "logs").iterdir()))
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "frame.fits"
+    make_image(path, nx=600, ny=400, ra=RA, dec=DEC)
+    return path
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, s3_bucket: str, image: Path) -> str:
+    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
+    return s3_bucket
+
+
+STEPS = ["sync_in", "world_to_pixel", "crop", "sync_out"]
+
+
+def test_one_cluster_turns_a_message_into_the_crop(slurm_multicluster: SlurmSetup, s3_server: S3Server, bucket: str,
+                                                   image: Path, tmp_path: Path) -> None:
+    run = RealRun(slurm_multicluster, s3_server, "single-cluster", tmp_path)
+    ra, dec = RA + 0.003, DEC - 0.002
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=ra, dec=dec)).returncode == 0, \
+        run.result.stderr
+    states = run.wait([*STEPS, "report"])
+    assert states == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
+    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_galaxy_1_crop.fits", image, run.run_dir / "xy" / "0.xy",
+                          ra, dec, 20, tmp_path)
+    assert (run.run_dir / "report.txt").read_text().splitlines()[-1] == "result: succeeded"
+
+
+def test_a_failing_step_cancels_what_waits_and_the_report_records_it(slurm_multicluster: SlurmSetup, s3_server: S3Server,
+                                                                     bucket: str, tmp_path: Path) -> None:
+    run = RealRun(slurm_multicluster, s3_server, "single-cluster", tmp_path)
+    before = s3_server.snapshot()
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA + 0.5, dec=DEC)).returncode == 0
+    states = run.wait([*STEPS, "report"])
+    assert states == {"sync_in": "COMPLETED", "world_to_pixel": "FAILED", "crop": "CANCELLED",
+                      "sync_out": "CANCELLED", "report": "COMPLETED"}, run.logs()
+    assert "world_to_pixel: FAILED exit 5:0" in (run.run_dir / "report.txt").read_text()
+    assert s3_server.snapshot() == before
+    queued = slurm_multicluster.run("squeue", "--clusters=all", "--noheader", check=False).stdout
+    assert "lts-template" not in queued
+
+
+def test_the_federation_runs_the_seed_topology_on_the_named_clusters(slurm_federation: SlurmSetup,
+                                                                      s3_server: S3Server, bucket: str,
+                                                                      image: Path, tmp_path: Path) -> None:
+    run = RealRun(slurm_federation, s3_server, "federated-report", tmp_path)
+    ra, dec = RA - 0.004, DEC + 0.001
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=ra, dec=dec)).returncode == 0, \
+        run.result.stderr
+    states = run.wait([*STEPS, "report"], timeout=300)
+    assert states == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
+    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_galaxy_1_crop.fits", image, run.run_dir / "xy" / "0.xy",
+                          ra, dec, 20, tmp_path)
+    jobs = run.jobs()
+    records = slurm_federation.wait_for_accounting(*jobs.values())
+    ran_on = {step: next(r["Cluster"] for r in records if r["JobIDRaw"] == ref.split(";")[0])
+              for step, ref in jobs.items()}
+    assert ran_on == {"sync_in": "zeus", "world_to_pixel": "magnus", "crop": "magnus", "sync_out": "zeus",
+                      "report": "zeus"}
+    # credentials reach the jobs by name only
+    secrets = [s3_server.access_key, s3_server.secret_key]
+    files = [p for root in (run.run_dir, run.scripts) for p in root.rglob("*") if p.is_file()]
+    assert [p for p in files if any(s.encode() in p.read_bytes() for s in secrets)] == []
+
+
+def test_status_and_cancel_act_on_every_cluster_of_the_federation(slurm_federation: SlurmSetup,
+                                                                  s3_server: S3Server, bucket: str,
+                                                                  tmp_path: Path) -> None:
+    run = RealRun(slurm_federation, s3_server, "federated-report", tmp_path, RCLONE_BWLIMIT="20k")
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
+    status = subprocess.run(["bash", str(run.scripts / "status.sh"), str(run.run_dir)], env=run.env,
+                            capture_output=True, text=True, check=True)
+    rows = [line.split() for line in status.stdout.splitlines()[1:-1]]
+    assert [(r[0], r[1]) for r in rows] == [("sync_in", "zeus"), ("world_to_pixel", "magnus"), ("crop", "magnus"),
+                                            ("sync_out", "zeus"), ("report", "zeus")]
+    assert all(r[3] in {"PENDING", "RUNNING", "COMPLETED"} for r in rows), status.stdout
+    cancelled = subprocess.run(["bash", str(run.scripts / "cancel.sh"), str(run.run_dir)], env=run.env,
+                               capture_output=True, text=True, check=False)
+    assert cancelled.returncode == 0, cancelled.stderr
+    states = slurm_federation.wait_for_jobs(*run.jobs().values(), timeout=60)
+    assert set(states.values()) == {"CANCELLED"}, states
+
+
+def test_relay_without_a_federation_gives_the_same_crop(slurm_multicluster: SlurmSetup, s3_server: S3Server,
+                                                        bucket: str, image: Path, tmp_path: Path) -> None:
+    run = RealRun(slurm_multicluster, s3_server, "relay", tmp_path)
+    ra, dec = RA + 0.001, DEC + 0.003
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=ra, dec=dec)).returncode == 0, \
+        run.result.stderr
+    states = run.wait([*STEPS, "report"], timeout=300)
+    assert states == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
+    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_galaxy_1_crop.fits", image, run.run_dir / "xy" / "0.xy",
+                          ra, dec, 20, tmp_path)
+    assert [ref.split(";")[1] for ref in run.jobs().values()] == ["zeus", "magnus", "magnus", "zeus", "zeus"]
+
+
+def test_afterok_across_clusters_without_a_federation_does_not_wait(slurm_multicluster: SlurmSetup,
+                                                                     s3_server: S3Server, bucket: str,
+                                                                     tmp_path: Path) -> None:
+    """The hazard: the spec claims a federation the clusters do not have (ltsflow check would
+    refuse the honest spec). magnus does not know zeus's job id and starts the compute job at once."""
+    run = RealRun(slurm_multicluster, s3_server, "lts-template", tmp_path, RCLONE_BWLIMIT="100k")
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
+        run.result.stderr
+    run.wait(STEPS, timeout=300)
+    jobs = run.jobs()
+    records = {r["JobIDRaw"]: r for r in slurm_multicluster.wait_for_accounting(*jobs.values())}
+    sync_in = records[jobs["sync_in"].split(";")[0]]
+    world_to_pixel = records[jobs["world_to_pixel"].split(";")[0]]
+    assert world_to_pixel["Start"] < sync_in["End"], (sync_in, world_to_pixel)
+
+
+@pytest.mark.parametrize("interruption", ["sbatch fails", "TERM"])
+def test_schedule_cut_short_between_submissions_leaves_nothing_queued(slurm_multicluster: SlurmSetup,
+                                                                      s3_server: S3Server, bucket: str,
+                                                                      tmp_path: Path, interruption: str) -> None:
+    run = RealRun(slurm_multicluster, s3_server, "single-cluster", tmp_path, RCLONE_BWLIMIT="10k")
+    wrapper = tmp_path / "wrapper"
+    wrapper.mkdir()
+    # On its third call, the wrapper fails as sbatch can, or sends TERM to schedule.sh (going up past
+    # the $(...) subshell, which runs schedule.sh too).
+    act = ('echo "sbatch: error: Batch job submission failed: Unable to contact slurm controller" >&2; exit 1'
+           if interruption == "sbatch fails" else
+           'kill -TERM "$(top_schedule)"; sleep 1; exit 1')
+    (wrapper / "sbatch").write_text(f"""#!/bin/bash
+runs_it() {{ tr '\\0' ' ' <"/proc/$1/cmdline" | grep -q schedule.sh; }}
+parent_of() {{ awk '{{print $4}}' "/proc/$1/stat"; }}
+top_schedule() {{
+  local pid=$PPID parent
+  until runs_it "$pid"; do pid=$(parent_of "$pid"); done
+  while parent=$(parent_of "$pid") && runs_it "$parent"; do pid=$parent; done
+  echo "$pid"
+}}
+n=$(( $(cat "$0.count" 2>/dev/null || echo 0) + 1 )); echo "$n" >"$0.count"
+if [ "$n" = 3 ]; then {act}; fi
+exec /usr/bin/sbatch "$@"
+""")
+    (wrapper / "sbatch").chmod(0o755)
+    env = {**run.env, "PATH": f"{wrapper}{os.pathsep}{run.env['PATH']}"}
+    result = run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC), env=env)
+    assert result.returncode in (8, 128 + signal.SIGTERM), result.stderr
+    rows = (run.workdir.parent / "scratch").rglob("jobs.tsv")
+    submitted = [f"{line.split(chr(9))[2]};magnus" for path in rows for line in path.read_text().splitlines()[1:]]
+    assert len(submitted) == 2
+    states = slurm_multicluster.wait_for_jobs(*submitted, timeout=60)
+    assert set(states.values()) == {"CANCELLED"}, (states, result.stderr)
+    assert "lts-template" not in slurm_multicluster.run("squeue", "--clusters=all", "--noheader", check=False).stdout
