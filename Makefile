@@ -38,3 +38,6 @@ plan: $(VENV)/.installed
 
 clean:
 	rm -rf $(OUT) .pytest_cache
+
+bench: build
+	$(BIN)/python tests/bench.py
