@@ -132,7 +132,10 @@ def test_bad_field_is_refused_naming_it(scripts_dir: Path, tmp_path: Path, field
 
 
 def test_help_exits_zero_and_lists_exit_codes(scripts_dir: Path) -> None:
-    for script in ("schedule.sh", "sync.sh", "get_world_2_pix.sh", "crop_image_around_pixels.sh"):
+    scripts = sorted(p.name for p in scripts_dir.glob("*.sh"))
+    assert scripts == ["cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "status.sh",
+                       "sync.sh"]
+    for script in scripts:
         result = subprocess.run(["bash", str(scripts_dir / script), "--help"], capture_output=True, text=True, check=False)
         assert result.returncode == 0, script
         assert result.stdout.startswith("Usage: ")
