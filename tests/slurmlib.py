@@ -102,10 +102,10 @@ def processes_under(directory: Path | str) -> dict[int, str]:
     in ``directory`` or that hold a file in it open: {pid: command name}.  For a
     directory of a Slurm setup these are its daemons and job steps, nothing else."""
     d = str(Path(directory).resolve())
-    skip = {os.getpid(), os.getppid()}
+    ours = {os.getpid(), os.getppid()}
     found: dict[int, str] = {}
     for p in Path("/proc").iterdir():
-        if not p.name.isdigit() or int(p.name) in skip:
+        if not p.name.isdigit() or int(p.name) in ours:
             continue
         pid = int(p.name)
         try:
