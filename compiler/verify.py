@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,37 +79,43 @@ def _remember_clean(cache: Path | None, key: str) -> None:
 
 
 def check_scripts(scripts: tuple[RenderedScript, ...], shellcheck: str | None = None) -> tuple[Finding, ...]:
-    """Run shellcheck on every script at once; return every finding, sorted."""
+    """Run shellcheck on every script at once (one process each); return every finding, sorted."""
     executable = shellcheck or find_shellcheck()
-    command = [executable, *SHELLCHECK_OPTIONS]
     cache = _cache_directory()
     keys = {script.name: _cache_key(executable, script.text) for script in scripts}
     unknown = [s for s in scripts if cache is None or not (cache / keys[s.name]).exists()]
-    running = [
-        (script, subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        for script in unknown
-    ]
+    with ThreadPoolExecutor(max_workers=max(1, len(unknown))) as pool:
+        results = list(pool.map(lambda script: _shellcheck(executable, script), unknown))
     findings: list[Finding] = []
-    for script, process in running:
-        out, err = process.communicate(script.text.encode())
-        if process.returncode not in (0, 1) or not out:
-            raise BuildError(f"shellcheck failed on {script.name}: {err.decode(errors='replace').strip()}")
-        comments = json.loads(out)["comments"]
+    for script, comments in zip(unknown, results):
         if not comments:
             _remember_clean(cache, keys[script.name])
-        for comment in comments:
-            origin = script.origins[comment["line"] - 1] if comment["line"] <= len(script.origins) else None
-            findings.append(Finding(
-                script=script.name,
-                line=comment["line"],
-                column=comment["column"],
-                code=comment["code"],
-                level=comment["level"],
-                message=comment["message"],
-                template=origin.template if origin else None,
-                template_line=origin.line if origin else None,
-            ))
+        findings.extend(_finding(script, comment) for comment in comments)
     return tuple(sorted(findings, key=lambda f: (f.script, f.line, f.column, f.code)))
+
+
+def _shellcheck(executable: str, script: RenderedScript) -> list[dict]:
+    """shellcheck's comments on one script, read from stdin."""
+    process = subprocess.run([executable, *SHELLCHECK_OPTIONS], input=script.text.encode(), capture_output=True,
+                             check=False)
+    if process.returncode not in (0, 1) or not process.stdout:
+        raise BuildError(f"shellcheck failed on {script.name}: {process.stderr.decode(errors='replace').strip()}")
+    return json.loads(process.stdout)["comments"]
+
+
+def _finding(script: RenderedScript, comment: dict) -> Finding:
+    """A shellcheck comment, with the template line behind the script line it is about."""
+    origin = script.origins[comment["line"] - 1] if comment["line"] <= len(script.origins) else None
+    return Finding(
+        script=script.name,
+        line=comment["line"],
+        column=comment["column"],
+        code=comment["code"],
+        level=comment["level"],
+        message=comment["message"],
+        template=origin.template if origin else None,
+        template_line=origin.line if origin else None,
+    )
 
 
 def verify_scripts(scripts: tuple[RenderedScript, ...]) -> None:
