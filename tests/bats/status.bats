@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# status.sh and cancel.sh on a run submitted to the fake Slurm.
+# status.sh on a run submitted to the fake Slurm.
 
 setup() {
   load test_helper
@@ -11,9 +11,9 @@ setup() {
   RUN_DIR="$("${LTSFLOW_SCRIPTS}/schedule.sh" message.json 2>/dev/null)"
 }
 
-@test "--help of both exits 0" {
+@test "--help exits 0" {
   run -0 "${LTSFLOW_SCRIPTS}/status.sh" --help
-  run -0 "${LTSFLOW_SCRIPTS}/cancel.sh" --help
+  [[ "${lines[0]}" == "Usage: status.sh [--report] RUN_DIR" ]]
 }
 
 @test "status.sh shows each job with its cluster and state" {
@@ -24,16 +24,13 @@ setup() {
   [[ "${lines[5]}" == "result: succeeded" ]]
 }
 
-@test "cancel.sh cancels every job on its own cluster, and status.sh then says so" {
-  run -0 "${LTSFLOW_SCRIPTS}/cancel.sh" "${RUN_DIR}"
-  [[ "$(shim_calls scancel | grep -c -- '--clusters=zeus')" == 2 ]]
-  [[ "$(shim_calls scancel | grep -c -- '--clusters=magnus')" == 2 ]]
-  run -0 "${LTSFLOW_SCRIPTS}/status.sh" "${RUN_DIR}"
-  [[ "$(printf '%s\n' "${lines[@]:1:4}" | awk '{print $4}' | sort -u)" == CANCELLED ]]
-  [[ "${lines[5]}" == "result: failed ("* ]]
+@test "--report also writes the table and the result into the run directory" {
+  "${LTSFLOW_ROOT}/tests/shims/scancel" --clusters=magnus "$(awk -F'\t' '$1 == "crop" {print $3}' "${RUN_DIR}/jobs.tsv")"
+  run -0 "${LTSFLOW_SCRIPTS}/status.sh" --report "${RUN_DIR}"
+  [[ "$(cat "${RUN_DIR}/report.txt")" == "${output}" ]]
+  [[ "${lines[5]}" == "result: failed (crop: CANCELLED exit 0:0)" ]]
 }
 
 @test "a directory that is not a run is refused with exit 2" {
   run -2 "${LTSFLOW_SCRIPTS}/status.sh" "${BATS_TEST_TMPDIR}"
-  run -2 "${LTSFLOW_SCRIPTS}/cancel.sh" "${BATS_TEST_TMPDIR}"
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bats
+# cancel.sh on a run submitted to the fake Slurm.
+
+setup() {
+  load test_helper
+  use_shims
+  cd "${BATS_TEST_TMPDIR}" || return 1
+  export MYSCRATCH="${BATS_TEST_TMPDIR}/scratch"
+  export RCLONE_CONFIG_CEPH_ACCESS_KEY_ID=id RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY=secret
+  printf '{"file": "lts-template/data/frame.fits", "ra": "0.1", "dec": "0.25"}\n' >message.json
+  RUN_DIR="$("${LTSFLOW_SCRIPTS}/schedule.sh" message.json 2>/dev/null)"
+}
+
+@test "--help exits 0" {
+  run -0 "${LTSFLOW_SCRIPTS}/cancel.sh" --help
+  [[ "${lines[0]}" == "Usage: cancel.sh RUN_DIR" ]]
+}
+
+@test "cancel.sh cancels every job on its own cluster, and status.sh then says so" {
+  run -0 "${LTSFLOW_SCRIPTS}/cancel.sh" "${RUN_DIR}"
+  [[ "$(shim_calls scancel | grep -c -- '--clusters=zeus')" == 2 ]]
+  [[ "$(shim_calls scancel | grep -c -- '--clusters=magnus')" == 2 ]]
+  [[ -e "${RUN_DIR}/cancelled" ]]
+  run -0 "${LTSFLOW_SCRIPTS}/status.sh" "${RUN_DIR}"
+  [[ "$(printf '%s\n' "${lines[@]:1:4}" | awk '{print $4}' | sort -u)" == CANCELLED ]]
+  [[ "${lines[5]}" == "result: failed ("* ]]
+}
+
+@test "a directory that is not a run is refused with exit 2" {
+  run -2 "${LTSFLOW_SCRIPTS}/cancel.sh" "${BATS_TEST_TMPDIR}"
+}
