@@ -117,8 +117,9 @@ def identifier(name: str) -> str:
 
 
 def comment_text(text: str) -> str:
-    """Free text for a `#` comment: one line, so it can never escape the comment."""
-    return " ".join(text.split())
+    """Free text for a `#` comment: one line, so it can never escape the comment. Line breaks
+    and other control characters become one space; the spaces that align text are kept."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text).rstrip()
 
 
 # ----------------------------------------------------------------- rendering

@@ -175,7 +175,8 @@ def test_an_unset_environment_reference_fails_instead_of_expanding_to_nothing() 
 
 
 def test_comment_text_is_always_one_line() -> None:
-    assert comment_text("a\nb\r\n  c\td") == "a b c d"
+    assert comment_text("a\nb\r\n  c\td") == "a b   c d"
+    assert comment_text("  MESSAGE.json  a queue message\n") == "  MESSAGE.json  a queue message"
     assert "\n" not in comment_text("x\n$(id)\n")
 
 
