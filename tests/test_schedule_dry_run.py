@@ -140,3 +140,24 @@ def test_help_exits_zero_and_lists_exit_codes(scripts_dir: Path) -> None:
         assert result.returncode == 0, script
         assert result.stdout.startswith("Usage: ")
         assert "Exit codes:" in result.stdout
+
+
+def test_one_file_may_hold_many_messages_as_json_lines(scripts_dir: Path, tmp_path: Path) -> None:
+    lines = tmp_path / "batch.json"
+    lines.write_text("\n".join(json.dumps({"file": f"bucket/data/image{i % 2}.fits", "ra": 10 + i, "dec": -5,
+                                           "label": f"object{i}"}) for i in range(5)) + "\n")
+    result = run_dry(scripts_dir, lines)
+    assert result.returncode == 0, result.stderr
+    assert sbatch_lines(result.stdout) == expected_chain(scripts_dir)
+    assert [c for c in comments(result.stdout) if "sync_in.list" in c] == [
+        "# sync_in.list: bucket/data/image0.fits", "# sync_in.list: bucket/data/image1.fits"]
+    assert len([c for c in comments(result.stdout) if "crop task" in c]) == 5
+
+
+def test_a_bad_message_among_many_is_named_by_its_position(scripts_dir: Path, tmp_path: Path) -> None:
+    lines = tmp_path / "batch.json"
+    lines.write_text('{"file": "bucket/a.fits", "ra": 1, "dec": 1}\n{"file": "bucket/b.fits", "ra": 1, "dec": 100}\n')
+    result = run_dry(scripts_dir, lines)
+    assert result.returncode == 2
+    assert 'batch.json:2: field "dec" 100 must be' in result.stderr
+    assert sbatch_lines(result.stdout) == []

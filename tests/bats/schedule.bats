@@ -13,7 +13,7 @@ setup() {
 
 @test "--help prints the usage and the exit codes" {
   run -0 "${SCRIPT}" --help
-  [[ "${lines[0]}" == "Usage: schedule.sh [--dry-run] MESSAGE.json..." ]]
+  [[ "${lines[0]}" == "Usage: schedule.sh [--dry-run] MESSAGES.json..." ]]
   [[ "${output}" == *"8  a submission failed; every job already submitted was cancelled"* ]]
 }
 
