@@ -96,6 +96,16 @@ class Dependency:
     kind: str
     job: str
 
+    @property
+    def accepts(self) -> tuple[str, ...]:
+        """How the job waited for may end for this dependency to be met (a relay decides by it)."""
+        return OUTCOMES_ACCEPTED[self.kind]
+
+
+OUTCOMES_ACCEPTED = {"afterok": ("ok",), "afternotok": ("failed", "cancelled"),
+                     "afterany": ("ok", "failed", "cancelled")}
+"""Slurm's dependency kinds, as the outcomes (ok, failed, cancelled) that meet them."""
+
 
 @dataclass(frozen=True)
 class FileList:

@@ -248,3 +248,11 @@ def test_planning_depends_on_the_spec(graph: JobGraph) -> None:
     assert other != graph
     assert flat(other.jobs[2].task_arguments[-1]) == "31"
     assert other.crop_width == 31
+
+
+def test_each_dependency_kind_accepts_the_outcomes_slurm_would() -> None:
+    from compiler.plan import Dependency
+
+    assert Dependency("afterok", "a").accepts == ("ok",)
+    assert Dependency("afternotok", "a").accepts == ("failed", "cancelled")
+    assert Dependency("afterany", "a").accepts == ("ok", "failed", "cancelled")
