@@ -99,6 +99,8 @@ setup() {
   run -5 "${SCRIPT}" --task-arguments tasks
   [[ "$(pixel_of task0.xy)" == "100.500 75.500" && ! -e task1.xy && -s task2.xy ]]
   [[ "${output}" == *"ran 3 task(s): 1 failed"* ]]
+  # the module is loaded once for all three tasks
+  [[ "$(shim_calls module | wc -l)" == 1 ]]
 }
 
 @test "a job-array task runs only its own arguments" {
