@@ -45,3 +45,14 @@ path_without() {
   done
   printf '%s\n' "${dir}"
 }
+
+# submit_a_run: one message submitted to the fake Slurm from a fresh directory; sets RUN_DIR.
+submit_a_run() {
+  use_shims
+  cd "${BATS_TEST_TMPDIR}" || return 1
+  export MYSCRATCH="${BATS_TEST_TMPDIR}/scratch"
+  export RCLONE_CONFIG_CEPH_ACCESS_KEY_ID=id RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY=secret
+  printf '{"file": "lts-template/data/frame.fits", "ra": "0.1", "dec": "0.25"}\n' >message.json
+  RUN_DIR="$("${LTSFLOW_SCRIPTS}/schedule.sh" message.json 2>/dev/null)"
+  export RUN_DIR
+}
