@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .spec import Literal_, Reference, Spec, parse_run_time_path
-from .validate import SCRIPT_OF_ACTION
+from .spec import SCRIPT_OF_ACTION, Literal_, Reference, Spec, parse_run_time_path
 
 # ----------------------------------------------------------------- words
 

@@ -16,12 +16,22 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from .diagnostics import quoted
 
 ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out", "report")
-"""What a step does; each has one script (validate.SCRIPT_OF_ACTION). All but report are required."""
+"""What a step does; each has one script (SCRIPT_OF_ACTION). All but report are required."""
 REQUIRED_ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out")
-CHAINS = ("dependencies", "relay")
 
-DEPENDENCY_TYPES = ("afterok", "afterany", "afternotok")
-CONTAINER_RUNTIMES = ("singularity", "apptainer")
+SCRIPT_OF_ACTION = {
+    "sync-in": "sync.sh",
+    "world-to-pixel": "get_world_2_pix.sh",
+    "crop": "crop_image_around_pixels.sh",
+    "sync-out": "sync.sh",
+    "report": "status.sh",
+}
+"""The script each action runs: steps that share a script must configure it alike."""
+
+REMOTE_ACTIONS = ("sync-in", "sync-out")
+
+DATA_FLOW = (("world-to-pixel", "sync-in"), ("crop", "world-to-pixel"), ("sync-out", "crop"))
+"""(consumer, producer): the consumer reads what the producer wrote, so it must wait for it."""
 
 STEP_NAME = re.compile(r"[a-z][a-z0-9_]*")
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

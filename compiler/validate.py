@@ -23,22 +23,8 @@ from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, SpecError, one_of, quoted
 from .load import Document, Path
-from .spec import ACTIONS, CLUSTER_NAME, REMOTE_NAME, REQUIRED_ACTIONS, STEP_NAME, Spec, Step
-
-SCRIPT_OF_ACTION = {
-    "sync-in": "sync.sh",
-    "world-to-pixel": "get_world_2_pix.sh",
-    "crop": "crop_image_around_pixels.sh",
-    "sync-out": "sync.sh",
-    "report": "status.sh",
-}
-"""The script each action runs: steps that share a script must configure it alike."""
-
-REMOTE_ACTIONS = ("sync-in", "sync-out")
-
-DATA_FLOW = (("world-to-pixel", "sync-in"), ("crop", "world-to-pixel"), ("sync-out", "crop"))
-"""(consumer, producer): the consumer reads what the producer wrote, so it must wait for it."""
-
+from .spec import (ACTIONS, CLUSTER_NAME, DATA_FLOW, REMOTE_ACTIONS, REMOTE_NAME, REQUIRED_ACTIONS, SCRIPT_OF_ACTION,
+                   STEP_NAME, Spec, Step)
 
 def validate_spec(document: Document) -> Spec:
     """Check `document` against the spec; return the Spec or raise SpecError with every problem."""
