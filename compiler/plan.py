@@ -85,6 +85,7 @@ EXIT_CODES = (
     ExitCode("BAD_IMAGE", 6, "the image is not usable (not FITS, no WCS)"),
     ExitCode("TOOL_FAILED", 7, "a tool failed (a transfer failed or was incomplete, a tool crashed)"),
     ExitCode("SUBMIT_FAILED", 8, "a submission failed; every job already submitted was cancelled"),
+    ExitCode("SOME_FAILED", 9, "a run finished with failures: some objects or jobs failed (see its results.json)"),
 )
 
 # ----------------------------------------------------------------- the graph
@@ -140,15 +141,16 @@ class Job:
     optional_exports: tuple[str, ...]
     """Variables passed by name only when set (overrides of the remote's settings)."""
     per_object: bool
-    """One task per object, run in turn by this one job, each reading its arguments from the run
-    directory. (Not a job array: in Slurm 22.05 a federated afterok on a job array on another
-    cluster is never fulfilled.)"""
+    """The job handles every object of the run in one batch, its tool running once per image; each
+    object's line of the batch file holds its outcome file and its arguments. (Not a job array: in
+    Slurm 22.05 a federated afterok on a job array on another cluster is never fulfilled.)"""
     command: tuple[Word, ...]
     """What sbatch runs: the step script and its arguments, or (relay) schedule.sh --job RUN_DIR STEP."""
     step_command: tuple[Word, ...]
     """The step script and its arguments (the same as `command` unless the chain is a relay)."""
     task_arguments: tuple[Word, ...]
-    """For a job array: one task's arguments (with ObjectField parts); else empty."""
+    """For a per-object step: one object's line of the batch file, its outcome file first, then its
+    arguments as the script takes them for one object (with ObjectField parts); else empty."""
     file_list: FileList | None
     container: str | None
     spec_line: int
@@ -189,6 +191,12 @@ class JobGraph:
     required_variables: tuple[str, ...]
     default_label: str
     crop_width: int
+    output_prefix: str
+    """Put before a crop's key (its image's BUCKET/KEY stem): "" puts the crop beside its image."""
+    results_bucket: str
+    """The bucket of each run's results.json; "" is the bucket of the run's first image."""
+    results_prefix: str
+    """Put before the run id in the results' key: BUCKET/PREFIX<run id>.json."""
     relay: bool
     """Each job submits the next when it ends (chain: relay); else all are submitted at once."""
     jobs: tuple[Job, ...]
@@ -215,7 +223,8 @@ CONTROL_SCRIPTS = ("status.sh", "cancel.sh")
 """Generated for every spec: they act on a run, whatever its steps."""
 _TOOL_OF_KIND = {"sync": "rclone", "world_to_pixel": "sky2xy", "crop": "astcrop"}
 IMAGES = FileList("sync_in.list", "file")
-CROPS = FileList("sync_out.list", "crop_key")
+FAILED = Word.of(RUN_DIR, "/failed/", ObjectField("index"))
+"""An object's outcome file: written, with the exit code and message, when the object fails."""
 
 
 def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
@@ -238,6 +247,9 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         required_variables=required,
         default_label=spec.objects.label,
         crop_width=spec.objects.crop_width,
+        output_prefix=_prefix(spec.objects.output),
+        results_bucket=(spec.objects.results or "").split("/", 1)[0],
+        results_prefix=_prefix(spec.objects.results).partition("/")[2] if spec.objects.results else "results/",
         relay=spec.chain == "relay",
         jobs=jobs,
         scripts=scripts,
@@ -245,6 +257,11 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         file_lists=tuple(job.file_list for job in jobs if job.file_list is not None),
         exit_codes=EXIT_CODES,
     )
+
+
+def _prefix(place: str | None) -> str:
+    """BUCKET or BUCKET/PREFIX as a key prefix that ends in "/" ("" for none)."""
+    return "" if place is None else place.rstrip("/") + "/"
 
 
 def _part(part: Literal_ | Reference) -> Part:
@@ -283,14 +300,16 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         optional = tuple(f"{settings.prefix}_{key}" for key, _ in settings.settings)
     image = Word.of(SCRATCH, IMAGE_DIR, ObjectField("file"))
     xy_file = Word.of(RUN_DIR, "/xy/", ObjectField("index"), ".xy")
+    # A listed image missing from the bucket is not the step's failure but its objects': the step that
+    # reads the image records it for each of them. sync-out uploads the run's results and the crops made.
     arguments, file_list, per_object = {
-        "sync-in": ((Word.of(f"{remote}:"), Word.of(SCRATCH, IMAGE_DIR.rstrip("/")),
+        "sync-in": ((Word.of("--skip-missing"), Word.of(f"{remote}:"), Word.of(SCRATCH, IMAGE_DIR.rstrip("/")),
                      Word.of(RUN_DIR, "/", IMAGES.name)), IMAGES, False),
         "world-to-pixel": ((image, Word.of(ObjectField("ra")), Word.of(ObjectField("dec")), xy_file), None, True),
         "crop": ((image, Word.of(RUN_DIR, OUT_DIR, "/", ObjectField("crop_key")), xy_file,
                   Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))), None, True),
-        "sync-out": ((Word.of(RUN_DIR, OUT_DIR), Word.of(f"{remote}:"), Word.of(RUN_DIR, "/", CROPS.name)),
-                     CROPS, False),
+        "sync-out": ((Word.of("--results"), Word.of(RUN_DIR), Word.of(RUN_DIR, OUT_DIR), Word.of(f"{remote}:")),
+                     None, False),
         "report": ((Word.of("--report"), Word.of(RUN_DIR)), None, False),
     }[step.action]
     script = SCRIPT_OF_ACTION[step.action]
@@ -299,7 +318,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
     log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-%j.log")
     fixed = (Word.of(f"--clusters={step.cluster}"), Word.of(f"--partition={step.partition}"),
              Word.of("--job-name=", *job_name.parts), log_file, Word.of("--kill-on-invalid-dep=yes"))
-    step_command = ((script_path, Word.of("--task-arguments"), Word.of(RUN_DIR, f"/tasks/{name}"))
+    step_command = ((script_path, Word.of("--batch"), Word.of(RUN_DIR, f"/tasks/{name}.tsv"))
                     if per_object else (script_path, *arguments))
     return Job(
         name=name,
@@ -315,7 +334,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         per_object=per_object,
         command=step_command,
         step_command=step_command,
-        task_arguments=arguments if per_object else (),
+        task_arguments=(FAILED, *arguments) if per_object else (),
         file_list=file_list,
         container=step.container.image if step.container else None,
         spec_line=spec_line,

@@ -41,6 +41,7 @@ _WORKFLOW_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*")
 _IMAGE = re.compile(r"(docker|library|oras|shub)://[A-Za-z0-9][A-Za-z0-9._/:@+-]*|/[^\s]*\.sif")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PLACE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._-]+)*/?")
 _TIME = re.compile(r"\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+(:\d{2}(:\d{2})?)?")
 _MEMORY = re.compile(r"[1-9]\d*[KMGT]?")
 _SLURM_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -202,6 +203,16 @@ class Objects(_Model):
         default="galaxy_1", description="Label of an object whose message gives none."
     )
     hdu: Annotated[int, Field(ge=0)] = Field(default=0, description="HDU of the image (astcrop -h).")
+    output: Annotated[str, _matching(_PLACE, "must be BUCKET or BUCKET/PREFIX/")] | None = Field(
+        default=None,
+        description="Where crops go in the sync-out step's remote, as BUCKET or BUCKET/PREFIX/: a crop's key "
+        "is then BUCKET/PREFIX/ followed by its image's bucket and key. Default: beside its image.",
+    )
+    results: Annotated[str, _matching(_PLACE, "must be BUCKET or BUCKET/PREFIX/")] | None = Field(
+        default=None,
+        description="Where each run's results.json goes in the sync-out step's remote, as BUCKET/PREFIX/: "
+        "its key is BUCKET/PREFIX/<run id>.json. Default: results/ in the bucket of the run's first image.",
+    )
 
 
 class Spec(_Model):

@@ -5,7 +5,9 @@ Shared by the end-to-end tests under the shims (tests/test_end_to_end.py, tests/
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -55,6 +57,18 @@ class Run:
         (self.workdir / name).write_text(json.dumps(fields))
         return name
 
+    def results(self) -> dict:
+        """The run's results.json, as the sync-out step wrote it in the run directory."""
+        return json.loads((self.run_dir / "results.json").read_text())
+
+    @property
+    def results_key(self) -> str:
+        return (self.run_dir / "results.key").read_text().strip()
+
+    def status(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(self.scripts / "status.sh"), str(self.run_dir)], cwd=self.workdir,
+                              env=self.env, capture_output=True, text=True, check=False, timeout=60)
+
 
 def step_of(job: dict, workflow: str = "lts-template") -> str:
     """The step a job runs, from its name WORKFLOW-STEP-RUN_ID (step names have no "-")."""
@@ -74,3 +88,42 @@ def assert_crop_in_bucket(s3: S3Server, key: str, image: Path, xy_file: Path, ra
     actual = read_crop(local)
     assert expected is not None and actual.shape == expected.shape
     assert np.array_equal(actual, expected, equal_nan=True)
+
+
+# ----------------------------------------------------------------- crop keys, computed independently
+
+def _twelve(digits: str) -> int:
+    padded = (digits + "0" * 13)
+    return int(padded[:12]) + (1 if padded[12] in "56789" else 0)
+
+
+def _round_div(units: int, divisor: int) -> int:
+    return (units + divisor // 2) // divisor
+
+
+def _degrees(nano: int, negative: bool) -> str:
+    sign = "-" if negative and nano else ""
+    return f"{sign}{nano // 10**9}.{nano % 10**9:09d}"
+
+
+def normal_angle(value: object, hours: bool) -> str:
+    """RA (hours=True when sexagesimal means hours) or Dec as schedule.sh normalises it: decimal
+    degrees with nine decimals, rounded half up on the magnitude."""
+    text = str(value)
+    negative = text.startswith("-")
+    text = text.lstrip("+-")
+    decimal = re.fullmatch(r"(\d+)(?:\.(\d+))?", text)
+    if decimal:
+        return _degrees(_round_div(int(decimal[1]) * 10**12 + _twelve(decimal[2] or ""), 1000), negative)
+    parts = re.fullmatch(r"(\d+):(\d+)(?::(\d+)(?:\.(\d+))?)?", text)
+    assert parts, value
+    whole = int(parts[1]) * 3600 + int(parts[2]) * 60 + int(parts[3] or 0)
+    return _degrees(_round_div(whole * 10**12 + _twelve(parts[4] or ""), 240000 if hours else 3600000), negative)
+
+
+def crop_key(file: str, label: str, ra: object, dec: object, width: int = 20, prefix: str = "") -> str:
+    """The key of the crop of one request: PREFIX + the image's key without its extension + label +
+    the first 12 hex digits of sha256("RA DEC WIDTH\\n") in normalised degrees."""
+    line = f"{normal_angle(ra, hours=True)} {normal_angle(dec, hours=False)} {width}\n"
+    digest = hashlib.sha256(line.encode()).hexdigest()[:12]
+    return f"{prefix}{file.rsplit('.', 1)[0]}_{label}_{digest}_crop.fits"

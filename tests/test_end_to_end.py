@@ -9,12 +9,13 @@ the bucket as it was.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.chain import RA, DEC, Run, assert_crop_in_bucket
+from tests.chain import RA, DEC, Run, assert_crop_in_bucket, crop_key
 from tests.fitsimages import make_image, make_not_fits
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
@@ -45,10 +46,15 @@ def test_a_message_becomes_a_crop_in_the_bucket(scripts_dir: Path, shim_state: S
     jobs = run.drain()
     assert {name: job["state"] for name, job in jobs.items()} == dict.fromkeys(
         ["sync_in", "world_to_pixel", "crop", "sync_out"], "COMPLETED"), {n: run.log(j) for n, j in jobs.items()}
-    crop_key = f"{bucket}/data/frame_galaxy_1_crop.fits"
-    assert_crop_in_bucket(s3_server, crop_key, image, run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
+    key = crop_key(f"{bucket}/data/frame.fits", "galaxy_1", str(ra), str(dec))
+    assert_crop_in_bucket(s3_server, key, image, run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     after = s3_server.snapshot()
-    assert {k: v for k, v in after.items() if k != crop_key} == before
+    assert run.results_key == f"{bucket}/results/{run.run_dir.name}.json"
+    assert {k: v for k, v in after.items() if k not in (key, run.results_key)} == before
+    assert json.loads(s3_server.get_bytes(run.results_key)) == run.results()
+    assert run.results()["results"] == [{"index": 0, "messages": ["message.json"], "file": f"{bucket}/data/frame.fits",
+                                         "ra": str(ra), "dec": str(dec), "label": "galaxy_1", "key": key,
+                                         "error": None}]
     assert (run.scratch / "lts-template" / "data" / "images" / bucket / "data" / "frame.fits").read_bytes() == \
         image.read_bytes()
     assert [c["image"] for c in shim_state.calls("singularity")] == ["docker://curtinfop/wcstools",
@@ -65,11 +71,11 @@ def test_the_original_files_txt_form_gives_the_same_crop(scripts_dir: Path, shim
     jobs = run.drain()
     assert all(job["state"] == "COMPLETED" for job in jobs.values()), {n: run.log(j) for n, j in jobs.items()}
     ra, dec = 150.0 + 0.5 / 240, 2.0 + 3 / 3600
-    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_ngc123_crop.fits", image, run.run_dir / "xy" / "0.xy",
-                          ra, dec, 20, tmp_path)
+    key = crop_key(f"{bucket}/data/frame.fits", "ngc123", "10:00:00.5", "+02:00:03")
+    assert_crop_in_bucket(s3_server, key, image, run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
 
 
-def test_many_objects_fetch_each_image_once_in_four_jobs(scripts_dir: Path, shim_state: ShimState,
+def test_many_objects_fetch_each_image_once_in_four_jobs_and_two_tool_runs_per_image(scripts_dir: Path, shim_state: ShimState,
                                                           s3_server: S3Server, bucket: str, image: Path,
                                                           tmp_path: Path) -> None:
     second = tmp_path / "second.fits"
@@ -87,46 +93,64 @@ def test_many_objects_fetch_each_image_once_in_four_jobs(scripts_dir: Path, shim
     assert (run.run_dir / "sync_in.list").read_text().splitlines() == [objects[0][0], objects[3][0]]
     for index, (file, ra, dec, label) in enumerate(objects):
         source = image if "frame" in file else second
-        key = file.rsplit(".", 1)[0] + f"_{label}_crop.fits"
+        key = crop_key(file, label, ra, dec)
         assert_crop_in_bucket(s3_server, key, source, run.run_dir / "xy" / f"{index}.xy", ra, dec, 20, tmp_path)
+    calls = shim_state.calls("singularity")
+    assert [(c["argv"][c["argv"].index("run") + 2], c["image"]) for c in calls] == [
+        ("sky2xy", "docker://curtinfop/wcstools"), ("sky2xy", "docker://curtinfop/wcstools"),
+        ("astcrop", "docker://curtinfop/gnuastro"), ("astcrop", "docker://curtinfop/gnuastro")]
 
 
-def test_an_image_missing_from_the_bucket_fails_sync_in_naming_the_key(scripts_dir: Path, shim_state: ShimState,
-                                                                        s3_server: S3Server, bucket: str,
-                                                                        tmp_path: Path) -> None:
+def only_results_uploaded(s3: S3Server, run: Run, before: dict[str, str]) -> dict:
+    """The bucket gained nothing but the run's results; they are returned."""
+    after = s3.snapshot()
+    assert {k: v for k, v in after.items() if k != run.results_key} == before
+    uploaded = json.loads(s3.get_bytes(run.results_key))
+    assert uploaded == run.results()
+    return uploaded
+
+
+def test_an_image_missing_from_the_bucket_fails_its_object_with_exit_4_naming_the_key(
+        scripts_dir: Path, shim_state: ShimState, s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
     run = Run(scripts_dir, shim_state, s3_server, tmp_path)
     before = s3_server.snapshot()
     assert run.schedule(run.message(file=f"{bucket}/data/absent.fits", ra=RA, dec=DEC)).returncode == 0
     jobs = run.drain()
-    assert (jobs["sync_in"]["state"], jobs["sync_in"]["exit_code"]) == ("FAILED", 4)
     assert f"{bucket}/data/absent.fits" in run.log(jobs["sync_in"])
-    assert [jobs[n]["state"] for n in ("world_to_pixel", "crop", "sync_out")] == ["CANCELLED"] * 3
-    assert [j["run_order"] for j in jobs.values()] == [1, None, None, None]
-    assert s3_server.snapshot() == before
+    assert [jobs[n]["state"] for n in ("sync_in", "world_to_pixel", "crop")] == ["COMPLETED"] * 3
+    assert (jobs["sync_out"]["state"], jobs["sync_out"]["exit_code"]) == ("FAILED", 4)
+    results = only_results_uploaded(s3_server, run, before)
+    assert (results["succeeded"], results["failed"]) == (0, 1)
+    error = results["results"][0]["error"]
+    assert (error["code"], error["step"]) == (4, "get_world_2_pix.sh")
+    assert "no such image" in error["message"] and "absent.fits" in error["message"]
 
 
-@pytest.mark.parametrize(("ra", "dec", "step"), [(RA + 0.5, DEC, "world_to_pixel"), (330.0, -2.0, "world_to_pixel")])
-def test_an_object_off_the_image_fails_with_exit_5_and_uploads_nothing(scripts_dir: Path, shim_state: ShimState,
-                                                                       s3_server: S3Server, bucket: str,
-                                                                       tmp_path: Path, ra: float, dec: float,
-                                                                       step: str) -> None:
+@pytest.mark.parametrize(("ra", "dec"), [(RA + 0.5, DEC), (330.0, -2.0)], ids=["off-image", "offscale"])
+def test_an_object_off_the_image_fails_with_exit_5_and_uploads_only_the_results(
+        scripts_dir: Path, shim_state: ShimState, s3_server: S3Server, bucket: str, tmp_path: Path,
+        ra: float, dec: float) -> None:
     run = Run(scripts_dir, shim_state, s3_server, tmp_path)
     before = s3_server.snapshot()
     assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=ra, dec=dec)).returncode == 0
     jobs = run.drain()
-    assert (jobs[step]["state"], jobs[step]["exit_code"]) == ("FAILED", 5), run.log(jobs[step])
-    assert [jobs[n]["state"] for n in ("crop", "sync_out")] == ["CANCELLED"] * 2
-    assert s3_server.snapshot() == before
+    assert [jobs[n]["state"] for n in ("sync_in", "world_to_pixel", "crop")] == ["COMPLETED"] * 3
+    assert (jobs["sync_out"]["state"], jobs["sync_out"]["exit_code"]) == ("FAILED", 5), run.log(jobs["sync_out"])
+    error = only_results_uploaded(s3_server, run, before)["results"][0]["error"]
+    assert (error["code"], error["step"]) == (5, "get_world_2_pix.sh")
+    assert "off the image" in error["message"] or "cannot be projected" in error["message"]
 
 
-def test_an_image_that_is_not_fits_fails_with_exit_6(scripts_dir: Path, shim_state: ShimState, s3_server: S3Server,
-                                                    s3_bucket: str, tmp_path: Path) -> None:
+def test_an_image_that_is_not_fits_fails_its_object_with_exit_6(scripts_dir: Path, shim_state: ShimState,
+                                                               s3_server: S3Server, s3_bucket: str,
+                                                               tmp_path: Path) -> None:
     s3_server.put(make_not_fits(tmp_path / "fake.fits"), f"{s3_bucket}/fake.fits")
     run = Run(scripts_dir, shim_state, s3_server, tmp_path)
     assert run.schedule(run.message(file=f"{s3_bucket}/fake.fits", ra=RA, dec=DEC)).returncode == 0
     jobs = run.drain()
-    assert (jobs["world_to_pixel"]["state"], jobs["world_to_pixel"]["exit_code"]) == ("FAILED", 6)
+    assert (jobs["sync_out"]["state"], jobs["sync_out"]["exit_code"]) == ("FAILED", 6)
     assert "not a FITS file" in run.log(jobs["world_to_pixel"])
+    assert run.results()["results"][0]["error"]["code"] == 6
 
 
 def test_a_wrong_secret_fails_sync_in_with_rclones_error_shown(scripts_dir: Path, shim_state: ShimState,

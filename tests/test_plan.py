@@ -121,7 +121,7 @@ def test_sbatch_options_of_a_single_job(graph: JobGraph) -> None:
     ]
     assert not sync_in.per_object
     assert [flat(w) for w in sync_in.command] == [
-        "${SCRIPT_DIR}/sync.sh", "ceph:", "${SCRATCH}/images", "${RUN_DIR}/sync_in.list",
+        "${SCRIPT_DIR}/sync.sh", "--skip-missing", "ceph:", "${SCRATCH}/images", "${RUN_DIR}/sync_in.list",
     ]
     assert sync_in.task_arguments == ()
     assert flat(sync_in.job_name) == "lts-template-sync_in-${RUN_ID}"
@@ -139,10 +139,10 @@ def test_a_per_object_step_is_one_job_running_every_task(graph: JobGraph) -> Non
         "--dependency=afterok:${JOB_world_to_pixel}",
     ]
     assert [flat(w) for w in crop.command] == [
-        "${SCRIPT_DIR}/crop_image_around_pixels.sh", "--task-arguments", "${RUN_DIR}/tasks/crop",
+        "${SCRIPT_DIR}/crop_image_around_pixels.sh", "--batch", "${RUN_DIR}/tasks/crop.tsv",
     ]
     assert [flat(w) for w in crop.task_arguments] == [
-        "${SCRATCH}/images/{file}", "${RUN_DIR}/out/{crop_key}", "${RUN_DIR}/xy/{index}.xy", "{label}", "20",
+        "${RUN_DIR}/failed/{index}", "${SCRATCH}/images/{file}", "${RUN_DIR}/out/{crop_key}", "${RUN_DIR}/xy/{index}.xy", "{label}", "20",
     ]
     assert crop.container == "docker://curtinfop/gnuastro"
 
@@ -195,9 +195,20 @@ def test_scratch_and_file_lists(graph: JobGraph) -> None:
     assert graph.scratch == Word((Environment("MYSCRATCH"), Text("/lts-template/data")))
     assert graph.scratch_placeholder == "<MYSCRATCH>/lts-template/data"
     assert graph.scratch_variables == ("MYSCRATCH",)
-    assert [(f.name, f.field) for f in graph.file_lists] == [("sync_in.list", "file"), ("sync_out.list", "crop_key")]
+    assert [(f.name, f.field) for f in graph.file_lists] == [("sync_in.list", "file")]
+    assert [flat(w) for w in graph.jobs[-1].command] == [
+        "${SCRIPT_DIR}/sync.sh", "--results", "${RUN_DIR}", "${RUN_DIR}/out", "ceph:"]
     assert graph.exit_codes == EXIT_CODES
-    assert [e.code for e in graph.exit_codes] == list(range(9))
+    assert [e.code for e in graph.exit_codes] == list(range(10))
+
+
+def test_crops_go_beside_their_image_unless_the_spec_says_where() -> None:
+    beside = graph_of(DEFAULT_TEXT)
+    assert (beside.output_prefix, beside.results_bucket, beside.results_prefix) == ("", "", "results/")
+    elsewhere = graph_of(DEFAULT_TEXT.replace("  label: galaxy_1", "  label: galaxy_1\n  output: crops/cutouts\n"
+                                                                   "  results: front-end/runs/"))
+    assert (elsewhere.output_prefix, elsewhere.results_bucket, elsewhere.results_prefix) == (
+        "crops/cutouts/", "front-end", "runs/")
 
 
 def test_step_scripts_one_per_script_sorted(graph: JobGraph) -> None:

@@ -26,14 +26,14 @@ from pathlib import Path
 import pytest
 
 from compiler.build import build
-from tests.chain import DEC, RA, assert_crop_in_bucket
+from tests.chain import DEC, RA, assert_crop_in_bucket, crop_key
 from tests.fitsimages import make_image
 from tests.s3server import S3Server
 from tests.slurmlib import FINAL_STATES, SlurmSetup
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIMS = ROOT / "tests" / "shims"
-EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, RCLONE_BWLIMIT, RCLONE_CONFIG]\n"
+EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, LTSFLOW_SHIM_MISSING, RCLONE_BWLIMIT, RCLONE_CONFIG]\n"
 
 
 def compile_for_slurm(spec: str, directory: Path) -> Path:
@@ -124,20 +124,21 @@ def test_one_cluster_turns_a_message_into_the_crop(slurm_multicluster: SlurmSetu
         run.result.stderr
     states = run.wait([*STEPS, "report"])
     assert states == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
-    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_galaxy_1_crop.fits", image, run.run_dir / "xy" / "0.xy",
-                          ra, dec, 20, tmp_path)
+    assert_crop_in_bucket(s3_server, crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
+                          run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     assert (run.run_dir / "report.txt").read_text().splitlines()[-1] == "result: succeeded"
 
 
 def test_a_failing_step_cancels_what_waits_and_the_report_records_it(slurm_multicluster: SlurmSetup, s3_server: S3Server,
                                                                      bucket: str, tmp_path: Path) -> None:
-    run = RealRun(slurm_multicluster, s3_server, "single-cluster", tmp_path)
+    # The step itself fails (no sky2xy in its container), not one of its objects.
+    run = RealRun(slurm_multicluster, s3_server, "single-cluster", tmp_path, LTSFLOW_SHIM_MISSING="sky2xy")
     before = s3_server.snapshot()
-    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA + 0.5, dec=DEC)).returncode == 0
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
     states = run.wait([*STEPS, "report"])
     assert states == {"sync_in": "COMPLETED", "world_to_pixel": "FAILED", "crop": "CANCELLED",
                       "sync_out": "CANCELLED", "report": "COMPLETED"}, run.logs()
-    assert "world_to_pixel: FAILED exit 5:0" in (run.run_dir / "report.txt").read_text()
+    assert "world_to_pixel: FAILED exit 3:0" in (run.run_dir / "report.txt").read_text()
     assert s3_server.snapshot() == before
     queued = slurm_multicluster.run("squeue", "--clusters=all", "--noheader", check=False).stdout
     assert "lts-template" not in queued
@@ -152,8 +153,8 @@ def test_the_federation_runs_the_seed_topology_on_the_named_clusters(slurm_feder
         run.result.stderr
     states = run.wait([*STEPS, "report"], timeout=300)
     assert states == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
-    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_galaxy_1_crop.fits", image, run.run_dir / "xy" / "0.xy",
-                          ra, dec, 20, tmp_path)
+    assert_crop_in_bucket(s3_server, crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
+                          run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     jobs = run.jobs()
     records = slurm_federation.wait_for_accounting(*jobs.values())
     ran_on = {step: next(r["Cluster"] for r in records if r["JobIDRaw"] == ref.split(";")[0])
@@ -173,7 +174,7 @@ def test_status_and_cancel_act_on_every_cluster_of_the_federation(slurm_federati
     assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
     status = subprocess.run(["bash", str(run.scripts / "status.sh"), str(run.run_dir)], env=run.env,
                             capture_output=True, text=True, check=True)
-    rows = [line.split() for line in status.stdout.splitlines()[1:-1]]
+    rows = [line.split() for line in status.stdout.splitlines()[1:-2]]
     assert [(r[0], r[1]) for r in rows] == [("sync_in", "zeus"), ("world_to_pixel", "magnus"), ("crop", "magnus"),
                                             ("sync_out", "zeus"), ("report", "zeus")]
     assert all(r[3] in {"PENDING", "RUNNING", "COMPLETED"} for r in rows), status.stdout
@@ -192,8 +193,8 @@ def test_relay_without_a_federation_gives_the_same_crop(slurm_multicluster: Slur
         run.result.stderr
     states = run.wait([*STEPS, "report"], timeout=300)
     assert states == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
-    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_galaxy_1_crop.fits", image, run.run_dir / "xy" / "0.xy",
-                          ra, dec, 20, tmp_path)
+    assert_crop_in_bucket(s3_server, crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
+                          run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     assert [ref.split(";")[1] for ref in run.jobs().values()] == ["zeus", "magnus", "magnus", "zeus", "zeus"]
 
 

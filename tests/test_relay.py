@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chain import crop_key
 from tests.chain import DEC, RA, Run, assert_crop_in_bucket
 from tests.fitsimages import make_image
 from tests.s3server import S3Server
@@ -55,29 +56,31 @@ def test_relay_submits_each_job_from_the_one_before_and_makes_the_crop(built_spe
     # the run records every job as it is created, so status.sh and cancel.sh see them all
     rows = [line.split("\t")[:2] for line in (run.run_dir / "jobs.tsv").read_text().splitlines()[1:]]
     assert rows == [[s, c] for s, c in zip(STEPS, ["zeus", "magnus", "magnus", "zeus", "zeus"])]
-    assert_crop_in_bucket(s3_server, f"{bucket}/data/frame_galaxy_1_crop.fits", image, run.run_dir / "xy" / "0.xy",
-                          ra, dec, 20, tmp_path)
+    assert_crop_in_bucket(s3_server, crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
+                          run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     report = (run.run_dir / "report.txt").read_text()
     assert report.splitlines()[-1] == "result: succeeded"
     status = subprocess.run(["bash", str(run.scripts / "status.sh"), str(run.run_dir)], env=run.env,
                             capture_output=True, text=True, check=True)
-    assert [line.split()[0] for line in status.stdout.splitlines()[1:-1]] == STEPS
-    assert all(line.split()[3] == "COMPLETED" for line in status.stdout.splitlines()[1:-1])
+    assert [line.split()[0] for line in status.stdout.splitlines()[1:-2]] == STEPS
+    assert all(line.split()[3] == "COMPLETED" for line in status.stdout.splitlines()[1:-2])
+    assert status.stdout.splitlines()[-2] == "objects: 1 of 1 succeeded, 0 failed"
 
 
 def test_a_failed_step_stops_the_relay_and_the_report_records_it(built_spec, shim_state: ShimState,
                                                                  s3_server: S3Server, bucket: str,
                                                                  tmp_path: Path) -> None:
     run = relay_run(built_spec, shim_state, s3_server, tmp_path)
+    run.env["LTSFLOW_SHIM_MISSING"] = "sky2xy"  # the step itself fails: no sky2xy in its container
     before = s3_server.snapshot()
-    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA + 0.5, dec=DEC)).returncode == 0
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
     jobs = run.drain()
     assert sorted(jobs) == ["report", "sync_in", "world_to_pixel"]
-    assert (jobs["world_to_pixel"]["state"], jobs["world_to_pixel"]["exit_code"]) == ("FAILED", 5)
+    assert (jobs["world_to_pixel"]["state"], jobs["world_to_pixel"]["exit_code"]) == ("FAILED", 3)
     assert jobs["report"]["state"] == "COMPLETED"
     assert shim_state.queued() == []
     report = (run.run_dir / "report.txt").read_text()
-    assert "world_to_pixel: FAILED exit 5:0" in report.splitlines()[-1]
+    assert "world_to_pixel: FAILED exit 3:0" in report.splitlines()[-1]
     assert [line.split()[:4] for line in report.splitlines() if line.split()[3:4] == ["NOT_SUBMITTED"]] == [
         ["crop", "-", "-", "NOT_SUBMITTED"], ["sync_out", "-", "-", "NOT_SUBMITTED"]]
     assert s3_server.snapshot() == before

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.chain import crop_key
+
 SCRATCH = "/scratch/pawsey0001/alice"
 ROOT = f"{SCRATCH}/lts-template/data"
 RUN = f"{ROOT}/runs/dry-run"
@@ -46,19 +48,20 @@ def expected_chain(scripts: Path) -> list[list[str]]:
     return [
         ["sbatch", "--parsable", "--clusters=zeus", "--partition=copyq",
          "--job-name=lts-template-sync_in-dry-run", f"--output={RUN}/logs/sync_in-%j.log", *common,
-         f"--export={CREDENTIALS}", f"{scripts}/sync.sh", "ceph:", f"{ROOT}/images", f"{RUN}/sync_in.list"],
+         f"--export={CREDENTIALS}", f"{scripts}/sync.sh", "--skip-missing", "ceph:", f"{ROOT}/images",
+         f"{RUN}/sync_in.list"],
         ["sbatch", "--parsable", "--clusters=magnus", "--partition=debugq",
          "--job-name=lts-template-world_to_pixel-dry-run", f"--output={RUN}/logs/world_to_pixel-%j.log", *common,
          "--dependency=afterok:@sync_in", "--export=NONE",
-         f"{scripts}/get_world_2_pix.sh", "--task-arguments", f"{RUN}/tasks/world_to_pixel"],
+         f"{scripts}/get_world_2_pix.sh", "--batch", f"{RUN}/tasks/world_to_pixel.tsv"],
         ["sbatch", "--parsable", "--clusters=magnus", "--partition=debugq",
          "--job-name=lts-template-crop-dry-run", f"--output={RUN}/logs/crop-%j.log", *common,
          "--dependency=afterok:@world_to_pixel", "--export=NONE",
-         f"{scripts}/crop_image_around_pixels.sh", "--task-arguments", f"{RUN}/tasks/crop"],
+         f"{scripts}/crop_image_around_pixels.sh", "--batch", f"{RUN}/tasks/crop.tsv"],
         ["sbatch", "--parsable", "--clusters=zeus", "--partition=copyq",
          "--job-name=lts-template-sync_out-dry-run", f"--output={RUN}/logs/sync_out-%j.log", *common,
          "--dependency=afterok:@crop", f"--export={CREDENTIALS}",
-         f"{scripts}/sync.sh", f"{RUN}/out", "ceph:", f"{RUN}/sync_out.list"],
+         f"{scripts}/sync.sh", "--results", RUN, f"{RUN}/out", "ceph:"],
     ]
 
 
@@ -66,12 +69,13 @@ def test_one_message_gives_the_four_job_chain(scripts_dir: Path, tmp_path: Path)
     result = run_dry(scripts_dir, message(tmp_path, file=IMAGE, ra="0.1", dec="0.25"))
     assert result.returncode == 0, result.stderr
     assert sbatch_lines(result.stdout) == expected_chain(scripts_dir)
-    stem = IMAGE.removesuffix(".fits")
     task_lines = [shlex.split(line.split(":", 1)[1]) for line in comments(result.stdout) if " task " in line]
     assert task_lines == [
-        [f"{ROOT}/images/{IMAGE}", "0.1", "0.25", f"{RUN}/xy/0.xy"],
-        [f"{ROOT}/images/{IMAGE}", f"{RUN}/out/{stem}_galaxy_1_crop.fits", f"{RUN}/xy/0.xy", "galaxy_1", "20"],
+        [f"{RUN}/failed/0", f"{ROOT}/images/{IMAGE}", "0.1", "0.25", f"{RUN}/xy/0.xy"],
+        [f"{RUN}/failed/0", f"{ROOT}/images/{IMAGE}", f"{RUN}/out/{crop_key(IMAGE, 'galaxy_1', '0.1', '0.25')}",
+         f"{RUN}/xy/0.xy", "galaxy_1", "20"],
     ]
+    assert f"# results: lts-template/results/dry-run.json" in comments(result.stdout)
 
 
 def test_many_objects_fetch_each_image_once_and_stay_four_jobs(scripts_dir: Path, tmp_path: Path) -> None:
@@ -86,7 +90,7 @@ def test_many_objects_fetch_each_image_once_and_stay_four_jobs(scripts_dir: Path
     assert sbatch_lines(result.stdout) == expected_chain(scripts_dir)
     assert [c for c in comments(result.stdout) if "sync_in.list" in c] == [
         f"# sync_in.list: {IMAGE}", f"# sync_in.list: {other}"]
-    assert len([c for c in comments(result.stdout) if "sync_out.list" in c]) == 3
+    assert len([c for c in comments(result.stdout) if "crop task" in c]) == 3
 
 
 def test_seed_files_txt_form_with_environment(scripts_dir: Path, tmp_path: Path) -> None:
@@ -95,7 +99,7 @@ def test_seed_files_txt_form_with_environment(scripts_dir: Path, tmp_path: Path)
     result = run_dry(scripts_dir, files, env={"RA_OBJECT": "0.1", "DEC_OBJECT": "0.25", "LABEL_OBJECT": "ngc123"})
     assert result.returncode == 0, result.stderr
     assert sbatch_lines(result.stdout) == expected_chain(scripts_dir)
-    assert f"{RUN}/out/{IMAGE.removesuffix('.fits')}_ngc123_crop.fits" in result.stdout
+    assert f"{RUN}/out/{crop_key(IMAGE, 'ngc123', '0.1', '0.25')}" in result.stdout
 
 
 def test_files_txt_needs_ra_and_dec(scripts_dir: Path, tmp_path: Path) -> None:
@@ -112,7 +116,7 @@ def test_key_with_spaces_and_quotes_passes_through_as_one_argument(scripts_dir: 
     result = run_dry(scripts_dir, message(tmp_path, file=key, ra="10", dec="-5"))
     assert result.returncode == 0, result.stderr
     task = next(line for line in comments(result.stdout) if "world_to_pixel task 0" in line)
-    assert shlex.split(task.split(":", 1)[1])[0] == f"{ROOT}/images/{key}"
+    assert shlex.split(task.split(":", 1)[1])[1] == f"{ROOT}/images/{key}"
     assert "pwned" not in result.stderr
 
 

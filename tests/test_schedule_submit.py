@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chain import crop_key
 from tests.shimlib import ShimState
 
 IMAGE = "lts-template/data/frame-z-004874-4-0422.fits"
@@ -65,12 +66,14 @@ def test_submits_the_chain_with_each_job_waiting_for_the_one_before(scripts_dir:
     rows = [line.split("\t") for line in (run_dir / "jobs.tsv").read_text().splitlines()[1:]]
     assert [(r[0], r[1], r[2]) for r in rows] == list(zip(STEPS, clusters, ids))
     assert (run_dir / "sync_in.list").read_text() == IMAGE + "\n"
-    stem = IMAGE.removesuffix(".fits")
-    assert (run_dir / "sync_out.list").read_text() == f"{stem}_galaxy_1_crop.fits\n"
+    key = crop_key(IMAGE, "galaxy_1", "0.1", "0.25")
+    assert (run_dir / "results.key").read_text() == f"{IMAGE.split('/')[0]}/results/{run_dir.name}.json\n"
+    assert (run_dir / "objects.tsv").read_text().splitlines()[1:] == [
+        f"0\t{IMAGE}\t0.1\t0.25\tgalaxy_1\t{key}\tmessage.json"]
     scratch = workdir.parent / "scratch" / "lts-template" / "data"
-    arguments = (run_dir / "tasks" / "crop" / "0.args").read_bytes().split(b"\0")[:-1]
-    assert [a.decode() for a in arguments] == [str(scratch / "images" / IMAGE), f"{run_dir}/out/{stem}_galaxy_1_crop.fits",
-                                               f"{run_dir}/xy/0.xy", "galaxy_1", "20"]
+    assert (run_dir / "tasks" / "crop.tsv").read_text().split("\n") == ["\t".join([
+        f"{run_dir}/failed/0", str(scratch / "images" / IMAGE), f"{run_dir}/out/{key}", f"{run_dir}/xy/0.xy",
+        "galaxy_1", "20"]), ""]
     assert sorted(p.name for p in workdir.iterdir()) == ["message.json"]
 
 
@@ -216,9 +219,9 @@ def test_odd_but_legal_key_reaches_every_tool_as_one_exact_argument(scripts_dir:
     run_dir = Path(result.stdout.strip())
     assert (run_dir / "sync_in.list").read_text(encoding="utf-8") == key + "\n"
     image = f"{workdir.parent}/scratch/lts-template/data/images/{key}"
-    w2p = (run_dir / "tasks" / "world_to_pixel" / "0.args").read_bytes().split(b"\0")[:-1]
-    assert [a.decode() for a in w2p] == [image, "00:00:24.0", "-00:15:00.5", f"{run_dir}/xy/0.xy"]
-    crop_key = key.rsplit(".", 1)[0] + "_obj.1_crop.fits"
-    assert (run_dir / "sync_out.list").read_text(encoding="utf-8") == crop_key + "\n"
+    w2p = (run_dir / "tasks" / "world_to_pixel.tsv").read_text(encoding="utf-8")
+    assert w2p == "\t".join([f"{run_dir}/failed/0", image, "00:00:24.0", "-00:15:00.5", f"{run_dir}/xy/0.xy"]) + "\n"
+    crop = (run_dir / "tasks" / "crop.tsv").read_text(encoding="utf-8").split("\t")
+    assert crop[2] == f"{run_dir}/out/{crop_key(key, 'obj.1', '00:00:24.0', '-00:15:00.5')}"
     assert sorted(p.name for p in workdir.iterdir()) == ["message.json"]
     assert not list(workdir.parent.rglob("pwned*"))

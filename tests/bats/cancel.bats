@@ -16,9 +16,9 @@ setup() {
   [[ "$(shim_calls scancel | grep -c -- '--clusters=zeus')" == 2 ]]
   [[ "$(shim_calls scancel | grep -c -- '--clusters=magnus')" == 2 ]]
   [[ -e "${RUN_DIR}/cancelled" ]]
-  run -0 "${LTSFLOW_SCRIPTS}/status.sh" "${RUN_DIR}"
+  run -9 "${LTSFLOW_SCRIPTS}/status.sh" "${RUN_DIR}"
   [[ "$(printf '%s\n' "${lines[@]:1:4}" | awk '{print $4}' | sort -u)" == CANCELLED ]]
-  [[ "${lines[5]}" == "result: failed ("* ]]
+  [[ "${lines[6]}" == "result: failed ("* ]]
 }
 
 @test "a directory that is not a run is refused with exit 2" {

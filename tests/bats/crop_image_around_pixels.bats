@@ -94,10 +94,33 @@ xy() {
   [[ -s "a, b \$(x)/out dir/crop 'q'.fits" ]]
 }
 
-@test "--task-arguments runs the tasks written by schedule.sh" {
-  mkdir tasks
-  xy 100.5 75.5
-  printf '%s\0' "${IMAGES}/image.fits" "${BATS_TEST_TMPDIR}/task.fits" xy.txt obj 11 >tasks/0.args
-  run -0 "${SCRIPT}" --task-arguments tasks
-  run -0 fits same-crop "${IMAGES}/image.fits" task.fits 100.5 75.5 11
+# batch_line OUTCOME ARGS...: one object's line of a batch file, tab-separated.
+batch_line() {
+  local IFS=$'\t'
+  printf '%s\n' "$*"
+}
+
+@test "--batch cuts every crop of an image in one astcrop run, each equal to astropy's cutout" {
+  mkdir failed
+  printf '150.0 2.0 J2000 -> 100.5 75.5\n' >0.xy
+  printf '150.0 2.0 J2000 -> 3.2 4.9\n' >1.xy
+  printf '150.0 2.0 J2000 -> 5000 5000\n' >2.xy
+  printf '150.0 2.0 J2000 -> 199.6 149.7\n' >3.xy
+  printf '150.0 2.0 J2000 -> 1.0 1.0 (off image)\n' >4.xy
+  {
+    for n in 0 1 2 3 4; do
+      batch_line "failed/${n}" "${IMAGES}/image.fits" "out/${n}.fits" "${n}.xy" "obj${n}" 11
+    done
+    batch_line failed/5 "${IMAGES}/image.fits" out/5.fits 0.xy obj5 20
+  } >batch.tsv
+  run -0 "${SCRIPT}" --batch batch.tsv
+  run -0 fits same-crop "${IMAGES}/image.fits" out/0.fits 100.5 75.5 11
+  run -0 fits same-crop "${IMAGES}/image.fits" out/1.fits 3.2 4.9 11
+  run -0 fits same-crop "${IMAGES}/image.fits" out/3.fits 199.6 149.7 11
+  run -0 fits same-crop "${IMAGES}/image.fits" out/5.fits 100.5 75.5 20
+  [[ ! -e out/2.fits && "$(cut -f1 failed/2)" == 5 && "$(cut -f3 failed/2)" == *"does not overlap"* ]]
+  [[ ! -e out/4.fits && "$(cut -f1 failed/4)" == 5 && "$(cut -f3 failed/4)" == *"off the image"* ]]
+  [[ ! -e failed/0 && ! -e failed/1 && ! -e failed/3 && ! -e failed/5 ]]
+  # one astcrop per width: 11 and 20
+  [[ "$(shim_calls singularity | wc -l)" == 2 ]]
 }

@@ -91,26 +91,50 @@ setup() {
   [[ "${output}" == *"sky2xy not found in the container"* ]]
 }
 
-@test "--task-arguments runs every task in turn, and fails with the first failure's status" {
-  mkdir tasks
-  printf '%s\0' "${IMAGES}/image.fits" 150.0 2.0 "${BATS_TEST_TMPDIR}/task0.xy" >tasks/0.args
-  printf '%s\0' "${IMAGES}/image.fits" 150.5 2.0 "${BATS_TEST_TMPDIR}/task1.xy" >tasks/1.args
-  printf '%s\0' "${IMAGES}/image.fits" 150.001 2.0 "${BATS_TEST_TMPDIR}/task2.xy" >tasks/2.args
-  run -5 "${SCRIPT}" --task-arguments tasks
-  [[ "$(pixel_of task0.xy)" == "100.500 75.500" && ! -e task1.xy && -s task2.xy ]]
-  [[ "${output}" == *"ran 3 task(s): 1 failed"* ]]
-  # the module is loaded once for all three tasks
-  [[ "$(shim_calls module | wc -l)" == 1 ]]
+# batch_line OUTCOME ARGS...: one object's line of a batch file, tab-separated.
+batch_line() {
+  local IFS=$'\t'
+  printf '%s\n' "$*"
 }
 
-@test "a job-array task runs only its own arguments" {
-  mkdir tasks
-  printf '%s\0' "${IMAGES}/image.fits" 150.5 2.0 "${BATS_TEST_TMPDIR}/task0.xy" >tasks/0.args
-  printf '%s\0' "${IMAGES}/image.fits" 150.0 2.0 "${BATS_TEST_TMPDIR}/task1.xy" >tasks/1.args
-  SLURM_ARRAY_TASK_ID=1 run -0 "${SCRIPT}" --task-arguments tasks
-  [[ "$(pixel_of task1.xy)" == "100.500 75.500" && ! -e task0.xy ]]
-  SLURM_ARRAY_TASK_ID=7 run -4 "${SCRIPT}" --task-arguments tasks
-  run -4 "${SCRIPT}" --task-arguments missing-dir
+@test "--batch runs sky2xy once per image; a failed object is recorded and the others go on" {
+  mkdir failed
+  cp "${IMAGES}/image.fits" second.fits
+  {
+    batch_line failed/0 "${IMAGES}/image.fits" 150.0 2.0 "${BATS_TEST_TMPDIR}/0.xy"
+    batch_line failed/1 "${IMAGES}/image.fits" 150.5 2.0 "${BATS_TEST_TMPDIR}/1.xy"
+    batch_line failed/2 second.fits 150.001 2.0 "${BATS_TEST_TMPDIR}/2.xy"
+    batch_line failed/3 "${IMAGES}/image.fits" 10:00:00 +02:00:00 "${BATS_TEST_TMPDIR}/3.xy"
+    batch_line failed/4 missing.fits 150.0 2.0 "${BATS_TEST_TMPDIR}/4.xy"
+  } >batch.tsv
+  run -0 "${SCRIPT}" --batch batch.tsv
+  [[ "$(pixel_of 0.xy)" == "100.500 75.500" && "$(pixel_of 3.xy)" == "100.500 75.500" && -s 2.xy ]]
+  [[ ! -e 1.xy && ! -e 4.xy && ! -e failed/0 && ! -e failed/2 && ! -e failed/3 ]]
+  [[ "$(cut -f1,2 failed/1)" == "5"$'\t'"get_world_2_pix.sh" && "$(cut -f3 failed/1)" == *"off the image"* ]]
+  [[ "$(cut -f1 failed/4)" == 4 && "$(cut -f3 failed/4)" == *"no such image"* ]]
+  [[ "${output}" == *"5 object(s) in 3 group(s): 2 failed"* ]]
+  # one sky2xy per image that exists, and the module loaded once
+  [[ "$(shim_calls singularity | wc -l)" == 2 && "$(shim_calls module | wc -l)" == 1 ]]
+}
+
+@test "--batch leaves out objects that failed in an earlier step" {
+  mkdir failed
+  printf '4\tsync.sh\tnot in the bucket\n' >failed/0
+  batch_line failed/0 "${IMAGES}/image.fits" 150.0 2.0 "${BATS_TEST_TMPDIR}/0.xy" >batch.tsv
+  run -0 "${SCRIPT}" --batch batch.tsv
+  [[ ! -e 0.xy && "$(shim_calls singularity | wc -l)" == 0 ]]
+  run -4 "${SCRIPT}" --batch missing.tsv
+}
+
+@test "--batch: an image without WCS fails each of its objects with exit 6" {
+  mkdir failed
+  python3 -c 'from tests.fitsimages import make_no_wcs; make_no_wcs("nowcs.fits")'
+  {
+    batch_line failed/0 nowcs.fits 150.0 2.0 "${BATS_TEST_TMPDIR}/0.xy"
+    batch_line failed/1 nowcs.fits 150.0 2.1 "${BATS_TEST_TMPDIR}/1.xy"
+  } >batch.tsv
+  run -0 "${SCRIPT}" --batch batch.tsv
+  [[ "$(cut -f1 failed/0)" == 6 && "$(cut -f1 failed/1)" == 6 && "$(cut -f3 failed/1)" == *"no WCS"* ]]
 }
 
 @test "the environment module is loaded" {

@@ -20,7 +20,7 @@ setup() {
 
 @test "--help prints the usage and exits 0" {
   run -0 "${SCRIPT}" --help
-  [[ "${lines[0]}" == "Usage: sync.sh FROM TO [LIST]" ]]
+  [[ "${lines[0]}" == "Usage: sync.sh [--skip-missing] FROM TO [LIST]" ]]
 }
 
 @test "copies exactly the listed files, relative to FROM" {
@@ -40,6 +40,39 @@ setup() {
   printf 'data/a.fits\ndata/missing.fits\n' >list
   run -4 "${SCRIPT}" "ceph:${PWD}/bucket" scratch list
   [[ "${output}" == *"no such file: ceph:${PWD}/bucket/data/missing.fits"* ]]
+}
+
+@test "--skip-missing copies what is there and logs what is not (its objects fail later, each on its own)" {
+  printf 'data/a.fits\ndata/missing.fits\n' >list
+  run -0 "${SCRIPT}" --skip-missing "ceph:${PWD}/bucket" scratch list
+  [[ -f scratch/data/a.fits && ! -e scratch/data/missing.fits ]]
+  [[ "${output}" == *"not copied, skipped: data/missing.fits"* && "${output}" == *"copied 1 file(s)"* ]]
+}
+
+@test "--results uploads the results and the crops made, and fails if none was made" {
+  mkdir -p run/failed run/out/bucket/data remote
+  printf 'bucket/results/run.json\n' >run/results.key
+  {
+    printf 'index\tfile\tra\tdec\tlabel\tcrop_key\tsources...\n'
+    printf '0\tbucket/data/f.fits\t1\t2\ta\tbucket/data/f_a_crop.fits\tm.json:1\n'
+    printf '1\tbucket/data/f.fits\t3\t4\tb\tbucket/data/f_b_crop.fits\tm.json:2\tm.json:3\n'
+  } >run/objects.tsv
+  printf 'crop\n' >run/out/bucket/data/f_a_crop.fits
+  printf '5\tget_world_2_pix.sh\toff the image "x"\n' >run/failed/1
+  run -0 "${SCRIPT}" --results run run/out "ceph:${PWD}/remote"
+  [[ -f remote/bucket/data/f_a_crop.fits && -f remote/bucket/results/run.json && ! -e remote/bucket/data/f_b_crop.fits ]]
+  python3 -c 'import json, sys
+results = json.load(open(sys.argv[1]))
+assert (results["run"], results["objects"], results["succeeded"], results["failed"]) == ("run", 2, 1, 1), results
+first, second = results["results"]
+assert first == {"index": 0, "messages": ["m.json:1"], "file": "bucket/data/f.fits", "ra": "1", "dec": "2",
+                 "label": "a", "key": "bucket/data/f_a_crop.fits", "error": None}, first
+assert second["messages"] == ["m.json:2", "m.json:3"] and second["key"] is None, second
+assert second["error"] == {"code": 5, "step": "get_world_2_pix.sh", "message": "off the image \"x\""}, second
+' remote/bucket/results/run.json
+  rm run/out/bucket/data/f_a_crop.fits remote/bucket/results/run.json
+  run -7 "${SCRIPT}" --results run run/out "ceph:${PWD}/remote"
+  [[ -f remote/bucket/results/run.json && "$(cut -f1,3 run/failed/0)" == "7"$'\t'"no crop was made" ]]
 }
 
 @test "a listed file missing locally fails with exit 4 before anything is copied" {
