@@ -135,11 +135,13 @@ class Job:
     depends_on: tuple[Dependency, ...]
     job_name: Word
     options: tuple[Word, ...]
-    """Every sbatch option but --parsable and --export (whose list depends on what is set)."""
+    """Every sbatch option but --parsable and --export (always ALL, from a pruned environment)."""
     exports: tuple[str, ...]
-    """Variables the job must receive by name; schedule.sh refuses to run without them."""
+    """Variables the job must receive; schedule.sh refuses to run without them."""
     optional_exports: tuple[str, ...]
-    """Variables passed by name only when set (overrides of the remote's settings)."""
+    """Variables the job receives only when set: overrides of the remote's settings, the spec's
+    `exports`, then BASE_ENVIRONMENT. Nothing else of the submitting environment reaches the
+    job but Slurm's own SLURM_* and SBATCH_* variables."""
     per_object: bool
     """The job handles every object of the run in one batch, its tool running once per image; each
     object's line of the batch file holds its outcome file and its arguments. (Not a job array: in
@@ -222,6 +224,9 @@ _KIND_OF_ACTION = {"sync-in": "sync", "world-to-pixel": "world_to_pixel", "crop"
 CONTROL_SCRIPTS = ("status.sh", "cancel.sh")
 """Generated for every spec: they act on a run, whatever its steps."""
 _TOOL_OF_KIND = {"sync": "rclone", "world_to_pixel": "sky2xy", "crop": "astcrop"}
+BASE_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG")
+"""What every job keeps of the submitting environment, when set: where the tools are, whose job
+it is, and the locale. Not the login environment: fetching it costs slurmd a login shell per job."""
 IMAGES = FileList("sync_in.list", "file")
 FAILED = Word.of(RUN_DIR, "/failed/", ObjectField("index"))
 """An object's outcome file: written, with the exit code and message, when the object fails."""
@@ -231,10 +236,10 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     """Turn `spec` into its JobGraph: jobs in dependency order, scripts by name."""
     lines = step_lines or {}
     jobs = tuple(_job(spec, name, lines.get(name, 0)) for name in _topological_order(spec))
-    jobs = tuple(replace(job, optional_exports=tuple(dict.fromkeys((*job.optional_exports, *spec.exports))))
-                 for job in jobs)
     if spec.chain == "relay":
         jobs = _relayed(jobs)
+    jobs = tuple(replace(job, optional_exports=_optional(job, (*job.optional_exports, *spec.exports,
+                                                               *BASE_ENVIRONMENT))) for job in jobs)
     scripts = _scripts(spec)
     required = _scratch_variables(spec) + tuple(sorted({name for job in jobs for name in job.exports}))
     return JobGraph(
@@ -262,6 +267,11 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
 def _prefix(place: str | None) -> str:
     """BUCKET or BUCKET/PREFIX as a key prefix that ends in "/" ("" for none)."""
     return "" if place is None else place.rstrip("/") + "/"
+
+
+def _optional(job: Job, names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` once each, less those the job requires anyway."""
+    return tuple(name for name in dict.fromkeys(names) if name not in job.exports)
 
 
 def _part(part: Literal_ | Reference) -> Part:

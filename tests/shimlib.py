@@ -79,6 +79,7 @@ class ShimState:
         return [r for r in records if tool is None or r["tool"] == tool]
 
     def sbatch_calls(self) -> list[dict[str, Any]]:
+        """Each sbatch call; "environment" is the sorted names of the variables it was given."""
         return self.calls("sbatch")
 
     def calls_text(self) -> str:

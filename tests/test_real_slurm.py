@@ -7,9 +7,9 @@ accounted zeus+magnus setup.
 
 Everything is real but the container runtime: slurmctld/slurmd (and slurmdbd with
 MariaDB for two clusters) on loopback, rclone against SeaweedFS, sky2xy and astcrop
-run by the singularity shim. Jobs get the login environment, so the specs here pass
-PATH (the shim, the venv's rclone), SLURM_CONF and the shim's state by name
-(`exports`), as a site would pass what its jobs need.
+run by the singularity shim. Jobs get only the variables schedule.sh keeps for them, so
+the specs here name the shim's state and rclone's settings (`exports`), as a site would
+name what its jobs need; PATH (the shims, the venv's rclone) is part of the base.
 """
 
 from __future__ import annotations
@@ -127,6 +127,37 @@ def test_one_cluster_turns_a_message_into_the_crop(slurm_multicluster: SlurmSetu
     assert_crop_in_bucket(s3_server, crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
                           run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     assert (run.run_dir / "report.txt").read_text().splitlines()[-1] == "result: succeeded"
+
+
+def test_a_job_holds_its_variables_by_value_and_nothing_of_the_login_environment(
+        slurm_multicluster: SlurmSetup, s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
+    """The environment a step starts in: the credentials, the spec's exports, the base (PATH,
+    HOME, USER, LOGNAME, LANG), SLURM_*, and what slurmstepd (ENVIRONMENT, HOSTNAME, TMPDIR) and
+    bash (PWD, SHLVL, _) add. Not NOT_KEPT, set where schedule.sh ran; not the login environment,
+    which slurmd marks with SLURM_GET_USER_ENV (set here too, as a shell inside such a job has it)."""
+    run = RealRun(slurm_multicluster, s3_server, "single-cluster", tmp_path, NOT_KEPT="marker-3f0a",
+                  SLURM_GET_USER_ENV="1", SLURM_EXPORT_ENV="NONE")
+    dumps = tmp_path / "environments"
+    dumps.mkdir()
+    real = run.scripts / "sync.real.sh"
+    (run.scripts / "sync.sh").rename(real)
+    (run.scripts / "sync.sh").write_text(f'#!/bin/bash\n/usr/bin/env -0 >{shlex.quote(str(dumps))}/"$SLURM_JOB_ID"\n'
+                                         f'exec bash {shlex.quote(str(real))} "$@"\n')
+    (run.scripts / "sync.sh").chmod(0o755)
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
+        run.result.stderr
+    assert run.wait([*STEPS, "report"]) == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
+    environments = [dict(e.split("=", 1) for e in p.read_text().split("\0") if e) for p in sorted(dumps.iterdir())]
+    assert len(environments) == 2  # sync_in and sync_out
+    spec_exports = {"SLURM_CONF", "LTSFLOW_SHIM_STATE", "RCLONE_BWLIMIT", "RCLONE_CONFIG"}
+    allowed = ({"PATH", "HOME", "USER", "LOGNAME", "LANG"} | spec_exports | {"ENVIRONMENT", "HOSTNAME", "TMPDIR"}
+               | {"PWD", "SHLVL", "_"} | {name for name in run.env if name.startswith("RCLONE_CONFIG_CEPH_")})
+    for environment in environments:
+        assert environment["RCLONE_CONFIG_CEPH_ACCESS_KEY_ID"] == s3_server.access_key
+        assert environment["RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY"] == s3_server.secret_key
+        assert environment["PATH"] == run.env["PATH"]
+        assert sorted(n for n in environment if not n.startswith(("SLURM_", "SLURMD_")) and n not in allowed) == []
+        assert "SLURM_GET_USER_ENV" not in environment and "SLURM_EXPORT_ENV" not in environment
 
 
 def test_a_failing_step_cancels_what_waits_and_the_report_records_it(slurm_multicluster: SlurmSetup, s3_server: S3Server,

@@ -19,7 +19,7 @@ from tests.chain import crop_key
 SCRATCH = "/scratch/pawsey0001/alice"
 ROOT = f"{SCRATCH}/lts-template/data"
 RUN = f"{ROOT}/runs/dry-run"
-CREDENTIALS = "RCLONE_CONFIG_CEPH_ACCESS_KEY_ID,RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY"
+CREDENTIALS = "RCLONE_CONFIG_CEPH_ACCESS_KEY_ID RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY"
 IMAGE = "lts-template/data/frame-z-004874-4-0422.fits"
 
 
@@ -48,19 +48,19 @@ def expected_chain(scripts: Path) -> list[list[str]]:
     return [
         ["sbatch", "--parsable", "--clusters=zeus", "--partition=copyq",
          "--job-name=lts-template-sync_in-dry-run", f"--output={RUN}/logs/sync_in-%j.log", *common,
-         f"--export={CREDENTIALS}", f"{scripts}/sync.sh", "--skip-missing", "ceph:", f"{ROOT}/images",
+         "--export=ALL", f"{scripts}/sync.sh", "--skip-missing", "ceph:", f"{ROOT}/images",
          f"{RUN}/sync_in.list"],
         ["sbatch", "--parsable", "--clusters=magnus", "--partition=debugq",
          "--job-name=lts-template-world_to_pixel-dry-run", f"--output={RUN}/logs/world_to_pixel-%j.log", *common,
-         "--dependency=afterok:@sync_in", "--export=NONE",
+         "--dependency=afterok:@sync_in", "--export=ALL",
          f"{scripts}/get_world_2_pix.sh", "--batch", f"{RUN}/tasks/world_to_pixel.tsv"],
         ["sbatch", "--parsable", "--clusters=magnus", "--partition=debugq",
          "--job-name=lts-template-crop-dry-run", f"--output={RUN}/logs/crop-%j.log", *common,
-         "--dependency=afterok:@world_to_pixel", "--export=NONE",
+         "--dependency=afterok:@world_to_pixel", "--export=ALL",
          f"{scripts}/crop_image_around_pixels.sh", "--batch", f"{RUN}/tasks/crop.tsv"],
         ["sbatch", "--parsable", "--clusters=zeus", "--partition=copyq",
          "--job-name=lts-template-sync_out-dry-run", f"--output={RUN}/logs/sync_out-%j.log", *common,
-         "--dependency=afterok:@crop", f"--export={CREDENTIALS}",
+         "--dependency=afterok:@crop", "--export=ALL",
          f"{scripts}/sync.sh", "--results", RUN, f"{RUN}/out", "ceph:"],
     ]
 
@@ -69,6 +69,13 @@ def test_one_message_gives_the_four_job_chain(scripts_dir: Path, tmp_path: Path)
     result = run_dry(scripts_dir, message(tmp_path, file=IMAGE, ra="0.1", dec="0.25"))
     assert result.returncode == 0, result.stderr
     assert sbatch_lines(result.stdout) == expected_chain(scripts_dir)
+    # each sbatch line follows the names its job keeps (those set here: PATH, not HOME)
+    assert [line for line in comments(result.stdout) if line.startswith("# environment")] == [
+        f"# environment of sync_in: {CREDENTIALS} PATH, SLURM_*, SBATCH_*",
+        "# environment of world_to_pixel: PATH, SLURM_*, SBATCH_*",
+        "# environment of crop: PATH, SLURM_*, SBATCH_*",
+        f"# environment of sync_out: {CREDENTIALS} PATH, SLURM_*, SBATCH_*",
+    ]
     task_lines = [shlex.split(line.split(":", 1)[1]) for line in comments(result.stdout) if " task " in line]
     assert task_lines == [
         [f"{RUN}/failed/0", f"{ROOT}/images/{IMAGE}", "0.1", "0.25", f"{RUN}/xy/0.xy"],

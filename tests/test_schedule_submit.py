@@ -59,9 +59,10 @@ def test_submits_the_chain_with_each_job_waiting_for_the_one_before(scripts_dir:
     assert dependencies == [None, f"--dependency=afterok:{ids[0]}", f"--dependency=afterok:{ids[1]}",
                             f"--dependency=afterok:{ids[2]}"]
     assert all("--kill-on-invalid-dep=yes" in c["argv"] for c in calls)
-    # credentials go by name only, and only to the jobs that use the remote
-    assert [sorted(e["name"] for e in c["exports"]) for c in calls] == [sorted(SECRETS), [], [], sorted(SECRETS)]
-    assert all(e["set"] for c in calls for e in c["exports"])
+    # every job is submitted with --export=ALL from a pruned environment (see the test below);
+    # the credentials reach only the jobs that use the remote
+    assert [c["export_mode"] for c in calls] == ["ALL"] * 4
+    assert [set(SECRETS) <= set(c["environment"]) for c in calls] == [True, False, False, True]
     # the run directory records every job as it is submitted
     rows = [line.split("\t") for line in (run_dir / "jobs.tsv").read_text().splitlines()[1:]]
     assert [(r[0], r[1], r[2]) for r in rows] == list(zip(STEPS, clusters, ids))
@@ -225,3 +226,28 @@ def test_odd_but_legal_key_reaches_every_tool_as_one_exact_argument(scripts_dir:
     assert crop[2] == f"{run_dir}/out/{crop_key(key, 'obj.1', '00:00:24.0', '-00:15:00.5')}"
     assert sorted(p.name for p in workdir.iterdir()) == ["message.json"]
     assert not list(workdir.parent.rglob("pwned*"))
+
+
+def test_each_job_is_submitted_with_exactly_its_variables_and_no_secret_in_argv(scripts_dir: Path,
+                                                                                shim_state: ShimState,
+                                                                                workdir: Path) -> None:
+    """The job's variables, a documented base (PATH, HOME, USER, LOGNAME, LANG), Slurm's SLURM_*
+    and SBATCH_*, and SHLVL (bash's exec sets it): nothing else of the submitting shell, not even
+    a variable a function of schedule.sh hides with a local of the same name ("step"), nor an
+    exported function, nor SLURM_GET_USER_ENV (it would make slurmd load the login environment)."""
+    base = {"PATH": os.environ["PATH"], "HOME": str(workdir), "USER": "alice", "LANG": "C.UTF-8",
+            "SLURM_CONF": "/etc/slurm/slurm.conf", "SBATCH_ACCOUNT": "pawsey0001", "SLURM_GET_USER_ENV": "1",
+            "SLURM_EXPORT_ENV": "NONE", "NOT_KEPT": "marker-1c9e", "step": "marker-77d0", "RUN_DIR": "marker-5b2a",
+            "BASH_FUNC_leak%%": "() { echo marker-e40f; }"}
+    env = shim_state.env(base, MYSCRATCH=str(workdir.parent / "scratch"), **SECRETS)
+    result = subprocess.run(["bash", str(scripts_dir / "schedule.sh"),
+                             write_message(workdir, file=IMAGE, ra="0.1", dec="0.25")],
+                            cwd=workdir, env=env, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    calls = shim_state.sbatch_calls()
+    common = {"PATH", "HOME", "USER", "LANG", "SLURM_CONF", "SBATCH_ACCOUNT", "SHLVL"}
+    assert [set(c["environment"]) for c in calls] == [common | set(SECRETS), common, common, common | set(SECRETS)]
+    assert [c["export_mode"] for c in calls] == ["ALL"] * 4
+    argv = " ".join(a for c in shim_state.calls() for a in c["argv"])
+    assert [v for v in SECRETS.values() if v in argv] == []
+    assert [v for v in SECRETS.values() if v in shim_state.calls_text()] == []

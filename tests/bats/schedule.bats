@@ -46,11 +46,12 @@ setup() {
   [[ "${output}" != *lts-template* ]]
 }
 
-@test "credentials travel by name: never in argv or in the run directory" {
+@test "credentials travel in the environment: never in argv or in the run directory" {
   run -0 --separate-stderr "${SCRIPT}" message.json
   local run_dir="${output}"
   run -1 grep -rq secret-for-bats "${run_dir}" "${LTSFLOW_SHIM_STATE}/calls.jsonl"
-  shim_calls sbatch | head -1 | grep -q '"name": "RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY", "set": true'
+  shim_calls sbatch | head -1 | grep -q '"environment": \[[^]]*"RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY"'
+  shim_calls sbatch | head -1 | grep -q '"--export=ALL"'
 }
 
 @test "unknown options and missing input are usage errors" {

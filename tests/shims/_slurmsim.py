@@ -7,7 +7,8 @@ executable documents the subset of its real counterpart that it supports.
 State lives in the directory named by ``LTSFLOW_SHIM_STATE`` (required):
 
     calls.jsonl          one JSON object per call of any shim: tool, argv, cwd, rc, ...
-                         (never the value of an environment variable)
+                         (never the value of an environment variable; sbatch records
+                         the names of its environment's variables, "environment")
     state.json           the queue: every job ever submitted, in submission order
     jobs/<seq>/slurm_script   the copy of the batch script taken at submission
     jobs/<seq>/environment    the exported variables' values (JSON, mode 0600),
@@ -50,6 +51,34 @@ from typing import Any, NamedTuple
 
 SHIMS_DIR = os.path.dirname(os.path.realpath(__file__))
 STATE_ENV = "LTSFLOW_SHIM_STATE"
+
+# The environment the shim was called with, before the knobs are looked up: what sbatch records
+# and copies into a job. schedule.sh prunes its environment before it runs sbatch, as a real
+# sbatch still finds slurm.conf, so the shims read their LTSFLOW_SHIM_* knobs, when they were not
+# given any, from the nearest ancestor process whose initial environment has LTSFLOW_SHIM_STATE.
+CALLER_ENVIRONMENT = dict(os.environ)
+
+
+def _inherit_knobs() -> None:
+    if STATE_ENV in os.environ:
+        return
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                entries = [e.decode("utf-8", "replace").partition("=") for e in fh.read().split(b"\0") if e]
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return
+        knobs = {name: value for name, _, value in entries if name.startswith("LTSFLOW_SHIM_")}
+        if STATE_ENV in knobs:
+            os.environ.update(knobs)
+            return
+        pid = parent
+
+
+_inherit_knobs()
 FIRST_JOB_ID = 1001
 NO_VAL = 4294967294  # what Slurm substitutes for %a outside an array
 NODE_NAME = "node1"
@@ -529,7 +558,7 @@ def parse_export(value: str, record: dict[str, Any]) -> tuple[str, list[str], di
     mode = "ALL" if saw_all else ("NONE" if saw_none and not names and not explicit else "LIST")
     if not value:
         mode = "LIST"
-    exports = [{"name": name, "set": name in os.environ} for name in names]
+    exports = [{"name": name, "set": name in CALLER_ENVIRONMENT} for name in names]
     exports += [{"name": name, "set": True, "inline": True} for name in explicit]
     record["exports"] = exports
     record["export_mode"] = mode
@@ -593,7 +622,8 @@ def validate_client_side(options: dict[str, str | None]) -> None:
 
 def sbatch_handler(argv: list[str], st: dict[str, Any], record: dict[str, Any],
                    store: Store, out: list[str]) -> int:
-    record.update(exports=[], export_mode=None, job_id=None, cluster=None, fault=None)
+    record.update(exports=[], export_mode=None, job_id=None, cluster=None, fault=None,
+                  environment=sorted(CALLER_ENVIRONMENT))
     st["sbatch_calls"] += 1
     call_number = st["sbatch_calls"]
     record["call"] = call_number
@@ -710,9 +740,9 @@ def sbatch_handler(argv: list[str], st: dict[str, Any], record: dict[str, Any],
     with open(script_copy, "wb") as fh:
         fh.write(content)
     os.chmod(script_copy, 0o700)
-    environment = dict(os.environ) if mode == "ALL" else {}
+    environment = dict(CALLER_ENVIRONMENT) if mode == "ALL" else {}
     if mode == "LIST":
-        environment = {n: os.environ[n] for n in names if n in os.environ}
+        environment = {n: CALLER_ENVIRONMENT[n] for n in names if n in CALLER_ENVIRONMENT}
     environment.update(explicit)
     env_path = os.path.join(job_dir, "environment")
     fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
