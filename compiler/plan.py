@@ -224,9 +224,11 @@ _KIND_OF_ACTION = {"sync-in": "sync", "world-to-pixel": "world_to_pixel", "crop"
 CONTROL_SCRIPTS = ("status.sh", "cancel.sh")
 """Generated for every spec: they act on a run, whatever its steps."""
 _TOOL_OF_KIND = {"sync": "rclone", "world_to_pixel": "sky2xy", "crop": "astcrop"}
-BASE_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG")
+BASE_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "MODULESHOME", "MODULEPATH")
 """What every job keeps of the submitting environment, when set: where the tools are, whose job
-it is, and the locale. Not the login environment: fetching it costs slurmd a login shell per job."""
+it is, the locale, and where the module system is (a step script that finds no `module` command
+starts it from MODULESHOME). Not the login environment: fetching it costs slurmd a login shell
+per job."""
 IMAGES = FileList("sync_in.list", "file")
 FAILED = Word.of(RUN_DIR, "/failed/", ObjectField("index"))
 """An object's outcome file: written, with the exit code and message, when the object fails."""

@@ -185,7 +185,7 @@ def test_exports_are_the_remote_credential_variables(graph: JobGraph) -> None:
     assert {job.name: job.exports for job in graph.jobs} == {
         "sync_in": credentials, "world_to_pixel": (), "crop": (), "sync_out": credentials,
     }
-    base = ("PATH", "HOME", "USER", "LOGNAME", "LANG")
+    base = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "MODULESHOME", "MODULEPATH")
     assert {job.name: job.optional_exports for job in graph.jobs} == {
         "sync_in": settings + base, "world_to_pixel": base, "crop": base, "sync_out": settings + base,
     }

@@ -231,8 +231,8 @@ def test_odd_but_legal_key_reaches_every_tool_as_one_exact_argument(scripts_dir:
 def test_each_job_is_submitted_with_exactly_its_variables_and_no_secret_in_argv(scripts_dir: Path,
                                                                                 shim_state: ShimState,
                                                                                 workdir: Path) -> None:
-    """The job's variables, a documented base (PATH, HOME, USER, LOGNAME, LANG), Slurm's SLURM_*
-    and SBATCH_*, and SHLVL (bash's exec sets it): nothing else of the submitting shell, not even
+    """The job's variables, a documented base (PATH, HOME, USER, LOGNAME, LANG, MODULESHOME,
+    MODULEPATH), Slurm's SLURM_* and SBATCH_*, and SHLVL (bash's exec sets it): nothing else of the submitting shell, not even
     a variable a function of schedule.sh hides with a local of the same name ("step"), nor an
     exported function, nor SLURM_GET_USER_ENV (it would make slurmd load the login environment)."""
     base = {"PATH": os.environ["PATH"], "HOME": str(workdir), "USER": "alice", "LANG": "C.UTF-8",

@@ -141,3 +141,12 @@ batch_line() {
   run -0 "${SCRIPT}" "${IMAGES}/image.fits" 150.0 2.0 xy.txt
   shim_calls module | grep -q '"argv": \["load", "singularity"\]'
 }
+
+@test "without a module command, the module system is started from MODULESHOME" {
+  mkdir -p modules/init
+  printf 'module() { printf "%%s\\n" "$*" >>"%s/module.calls"; }\n' "${BATS_TEST_TMPDIR}" >modules/init/bash
+  MODULESHOME="${PWD}/modules" PATH="$(path_without module)" run -0 "${SCRIPT}" "${IMAGES}/image.fits" 150.0 2.0 xy.txt
+  [[ "$(cat module.calls)" == "load singularity" ]]
+  PATH="$(path_without module)" run -0 "${SCRIPT}" "${IMAGES}/image.fits" 150.0 2.0 xy.txt
+  [[ "${output}" == *'no "module" command here'* ]]
+}
