@@ -105,7 +105,7 @@ def _depends(job_depends: tuple) -> str:
 def plan_table(graph: JobGraph) -> str:
     header = ("step", "script", "cluster", "partition", "depends on", "container")
     rows = [header] + [
-        (job.name + (" [array]" if job.per_object else ""), job.script, job.cluster, job.partition,
+        (job.name + (" [batch]" if job.per_object else ""), job.script, job.cluster, job.partition,
          _depends(job.depends_on), job.container or "-")
         for job in graph.jobs
     ]

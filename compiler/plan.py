@@ -238,11 +238,14 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     """Turn `spec` into its JobGraph: jobs in dependency order, scripts by name."""
     lines = step_lines or {}
     jobs = tuple(_job(spec, name, lines.get(name, 0)) for name in _topological_order(spec))
+    if _ranged_remote(spec) is not None:
+        jobs = _ranged(spec, jobs)
     if spec.chain == "relay":
         jobs = _relayed(jobs)
     jobs = tuple(replace(job, optional_exports=_optional(job, (*job.optional_exports, *spec.exports,
                                                                *BASE_ENVIRONMENT))) for job in jobs)
-    scripts = _scripts(spec)
+    scripts = _scripts(spec) + _ranged_scripts(spec)
+    scripts = tuple(sorted(scripts, key=lambda script: script.name))
     required = _scratch_variables(spec) + tuple(sorted({name for job in jobs for name in job.exports}))
     return JobGraph(
         workflow=spec.name,
@@ -332,15 +335,16 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
              Word.of("--job-name=", *job_name.parts), log_file, Word.of("--kill-on-invalid-dep=yes"))
     step_command = ((script_path, Word.of("--batch"), Word.of(RUN_DIR, f"/tasks/{name}.tsv"))
                     if per_object else (script_path, *arguments))
+    depends_on = tuple(Dependency(kind, parent) for parent, kind in step.depends_on.items())
     return Job(
         name=name,
         action=step.action,
         script=script,
         cluster=step.cluster,
         partition=step.partition,
-        depends_on=tuple(Dependency(kind, parent) for parent, kind in step.depends_on.items()),
+        depends_on=depends_on,
         job_name=job_name,
-        options=fixed + _resource_options(spec, name) + _dependency_option(spec, name),
+        options=fixed + _resource_options(spec, name) + _dependency_option(depends_on),
         exports=exports,
         optional_exports=optional,
         per_object=per_object,
@@ -351,6 +355,87 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         container=step.container.image if step.container else None,
         spec_line=spec_line,
     )
+
+
+ROWS_SCRIPT = "fetch_rows.sh"
+"""Ranged staging's script: each image's header (as the sync-in job), then the rows crops need."""
+
+
+def _ranged_remote(spec: Spec) -> str | None:
+    """The remote of the sync-in step, when it stages by ranges."""
+    for step in spec.steps.values():
+        if step.action == "sync-in" and step.remote is not None and spec.remotes[step.remote].staging == "ranged":
+            return step.remote
+    return None
+
+
+def _ranged(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
+    """Ranged staging: sync in fetches each image's header (or, for an image unfit for it, the whole
+    image) into the run directory; world to pixel reads it; a rows job on the sync-in step's partition
+    then fetches the rows each image's crops need into strips, and writes the crop step's batch file
+    (strip and shifted pixel per object); the crop step waits for it instead."""
+    remote = _ranged_remote(spec)
+    by_action = {job.action: job for job in jobs}
+    sync_in, world_to_pixel, crop = by_action["sync-in"], by_action["world-to-pixel"], by_action["crop"]
+    source = Word.of(f"{remote}:", ObjectField("file"))
+    staged = Word.of(RUN_DIR, IMAGE_DIR, ObjectField("file"))
+    script = Word.of(Variable("SCRIPT_DIR"), "/", ROWS_SCRIPT)
+    headers = (script, Word.of("--headers"), Word.of(RUN_DIR, f"/tasks/{sync_in.name}.tsv"))
+    rows_name = f"{sync_in.name}_rows"
+    crop_batch = crop.step_command[-1]
+    rows_command = (script, Word.of("--rows"), Word.of(RUN_DIR, f"/tasks/{rows_name}.tsv"), crop_batch)
+    rows_depends = (Dependency("afterok", world_to_pixel.name),)
+    rows = replace(
+        sync_in, name=rows_name, depends_on=rows_depends, job_name=_renamed(sync_in.job_name, sync_in.name, rows_name),
+        options=_options(sync_in, rows_name, rows_depends), per_object=True, command=rows_command,
+        step_command=rows_command, file_list=None, script=ROWS_SCRIPT,
+        task_arguments=(FAILED, source, staged, *crop.task_arguments[2:]),
+    )
+    crop_depends = tuple(Dependency(d.kind, rows_name if d.job == world_to_pixel.name else d.job)
+                         for d in crop.depends_on)
+    planned: list[Job] = []
+    for job in jobs:
+        if job is sync_in:
+            job = replace(job, per_object=True, command=headers, step_command=headers, file_list=None,
+                          script=ROWS_SCRIPT, task_arguments=(FAILED, source, staged))
+        elif job is world_to_pixel:
+            job = replace(job, task_arguments=(FAILED, staged, *job.task_arguments[2:]))
+        elif job is crop:
+            job = replace(job, depends_on=crop_depends, options=_options(job, job.name, crop_depends),
+                          task_arguments=())
+        planned.append(job)
+        if job.name == world_to_pixel.name:
+            planned.append(rows)
+    return tuple(planned)
+
+
+def _renamed(word: Word, old: str, new: str) -> Word:
+    return Word(tuple(Text(p.text.replace(f"-{old}-", f"-{new}-")) if isinstance(p, Text) else p for p in word.parts))
+
+
+def _options(job: Job, name: str, depends_on: tuple[Dependency, ...]) -> tuple[Word, ...]:
+    """A job's sbatch options for another name and other dependencies."""
+    options = []
+    for option in job.options:
+        if _is_dependency(option):
+            continue
+        if isinstance(option.parts[0], Text) and option.parts[0].text.startswith("--job-name="):
+            option = _renamed(option, job.name, name)
+        elif isinstance(option.parts[0], Text) and option.parts[0].text.startswith("--output="):
+            option = Word(tuple(Text(p.text.replace(f"/logs/{job.name}-", f"/logs/{name}-"))
+                                if isinstance(p, Text) else p for p in option.parts))
+        options.append(option)
+    return (*options, *_dependency_option(depends_on))
+
+
+def _ranged_scripts(spec: Spec) -> tuple[StepScript, ...]:
+    remote = _ranged_remote(spec)
+    if remote is None:
+        return ()
+    step = next(s for s in spec.steps.values() if s.action == "sync-in")
+    return (StepScript(name=ROWS_SCRIPT, kind="fetch_rows", tool="rclone", modules=step.modules,
+                       launcher=(step.container.runtime, "run", step.container.image) if step.container else (),
+                       remotes=(_remote_settings(spec, remote),), hdu=spec.objects.hdu),)
 
 
 def _relayed(jobs: tuple[Job, ...]) -> tuple[Job, ...]:
@@ -384,11 +469,11 @@ def _resource_options(spec: Spec, name: str) -> tuple[Word, ...]:
     return tuple(Word.of(f"{flag}={value}") for flag, value in pairs if value is not None)
 
 
-def _dependency_option(spec: Spec, name: str) -> tuple[Word, ...]:
+def _dependency_option(depends_on: tuple[Dependency, ...]) -> tuple[Word, ...]:
     """`--dependency=afterok:ID[:ID],afterany:ID`: one clause per kind, all of them required."""
     by_kind: dict[str, list[str]] = {}
-    for parent, kind in spec.steps[name].depends_on.items():
-        by_kind.setdefault(kind, []).append(parent)
+    for dependency in depends_on:
+        by_kind.setdefault(dependency.kind, []).append(dependency.job)
     if not by_kind:
         return ()
     parts: list[str | Part] = ["--dependency="]
@@ -437,4 +522,4 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
             remotes=tuple(dict.fromkeys(remotes)),
             hdu=spec.objects.hdu,
         ))
-    return tuple(sorted(scripts.values(), key=lambda s: s.name))
+    return tuple(scripts.values())

@@ -128,6 +128,13 @@ class Remote(_Model):
         default=None,
         description="Endpoint URL (RCLONE_CONFIG_<NAME>_ENDPOINT); the environment may override it.",
     )
+    staging: Literal["full", "ranged"] = Field(
+        default="full",
+        description="How a sync-in step from this remote stages images. full: each image is copied whole. "
+        "ranged: for an uncompressed FITS image, its header is fetched alone, the pixel positions are "
+        "computed from it, and only the rows the crops need are fetched (rclone cat --offset --count), in "
+        "one more job on the sync-in step's partition; any other image is copied whole, and the log says why.",
+    )
     credentials: tuple[Annotated[str, _matching(ENV_NAME, "must be an UPPER_CASE option name")], ...] = Field(
         default=(),
         description="Names of the rclone options that hold secrets, e.g. ACCESS_KEY_ID. Their "

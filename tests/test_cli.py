@@ -117,7 +117,7 @@ def test_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
     cells = [re.split(r"\s{2,}", row) for row in rows]
     assert [row[0].split()[0] for row in cells] == STEPS
     assert cells[0] == ["sync_in", "sync.sh", "zeus", "copyq", "-", "-"]
-    assert cells[1] == ["world_to_pixel [array]", "get_world_2_pix.sh", "magnus", "debugq", "sync_in (afterok)",
+    assert cells[1] == ["world_to_pixel [batch]", "get_world_2_pix.sh", "magnus", "debugq", "sync_in (afterok)",
                         "docker://curtinfop/wcstools"]
     assert cells[3] == ["sync_out", "sync.sh", "zeus", "copyq", "crop (afterok)", "-"]
     # Columns line up: every column starts at the same offset in every row.

@@ -268,3 +268,32 @@ def test_each_dependency_kind_accepts_the_outcomes_slurm_would() -> None:
     assert Dependency("afterok", "a").accepts == ("ok",)
     assert Dependency("afternotok", "a").accepts == ("failed", "cancelled")
     assert Dependency("afterany", "a").accepts == ("ok", "failed", "cancelled")
+
+
+def test_ranged_staging_adds_a_rows_job_on_the_sync_in_partition_before_crop() -> None:
+    graph = graph_of((ROOT / "fixtures" / "specs" / "ranged.yaml").read_text())
+    assert [(j.name, j.script, j.cluster, j.partition, [(d.kind, d.job) for d in j.depends_on])
+            for j in graph.jobs] == [
+        ("sync_in", "fetch_rows.sh", "zeus", "copyq", []),
+        ("world_to_pixel", "get_world_2_pix.sh", "magnus", "debugq", [("afterok", "sync_in")]),
+        ("sync_in_rows", "fetch_rows.sh", "zeus", "copyq", [("afterok", "world_to_pixel")]),
+        ("crop", "crop_image_around_pixels.sh", "magnus", "debugq", [("afterok", "sync_in_rows")]),
+        ("sync_out", "sync.sh", "zeus", "copyq", [("afterok", "crop")]),
+    ]
+    jobs = {job.name: job for job in graph.jobs}
+    assert [flat(w) for w in jobs["sync_in"].command] == [
+        "${SCRIPT_DIR}/fetch_rows.sh", "--headers", "${RUN_DIR}/tasks/sync_in.tsv"]
+    assert [flat(w) for w in jobs["sync_in"].task_arguments] == [
+        "${RUN_DIR}/failed/{index}", "ceph:{file}", "${RUN_DIR}/images/{file}"]
+    assert [flat(w) for w in jobs["world_to_pixel"].task_arguments][1] == "${RUN_DIR}/images/{file}"
+    assert [flat(w) for w in jobs["sync_in_rows"].command] == [
+        "${SCRIPT_DIR}/fetch_rows.sh", "--rows", "${RUN_DIR}/tasks/sync_in_rows.tsv", "${RUN_DIR}/tasks/crop.tsv"]
+    assert [flat(w) for w in jobs["sync_in_rows"].options] == [
+        "--clusters=zeus", "--partition=copyq", "--job-name=lts-template-sync_in_rows-${RUN_ID}",
+        "--output=${RUN_DIR}/logs/sync_in_rows-%j.log", "--kill-on-invalid-dep=yes",
+        "--dependency=afterok:${JOB_world_to_pixel}"]
+    assert jobs["sync_in_rows"].exports == jobs["sync_in"].exports != ()
+    assert jobs["crop"].task_arguments == ()  # the rows job writes the crop step's batch file
+    assert flat(jobs["crop"].options[-1]) == "--dependency=afterok:${JOB_sync_in_rows}"
+    assert graph.file_lists == ()
+    assert "fetch_rows.sh" in [s.name for s in graph.scripts]
