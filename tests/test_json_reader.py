@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_schedule_dry_run import run_dry
+
 HARNESS = r"""
 add_message() {
   local index
@@ -291,15 +293,6 @@ def test_only_a_text_opening_with_a_brace_or_bracket_is_messages(read_texts) -> 
 
 
 # ---------------------------------------------------------------- end to end
-
-SCRATCH = "/scratch/pawsey0001/alice"
-
-
-def run_dry(scripts: Path, *inputs: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {"PATH": os.environ["PATH"], "MYSCRATCH": SCRATCH, **(env or {})}
-    return subprocess.run(["bash", str(scripts / "schedule.sh"), "--dry-run", *map(str, inputs)],
-                          capture_output=True, text=True, env=environment, check=False)
-
 
 def task_arguments(output: str, step: str) -> list[list[str]]:
     prefix = f"# {step} task "

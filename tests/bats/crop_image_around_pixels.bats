@@ -124,3 +124,14 @@ batch_line() {
   # one astcrop per width: 11 and 20
   [[ "$(shim_calls singularity | wc -l)" == 2 ]]
 }
+
+@test "astcrop crashing (death by a signal) is tried once more" {
+  mkdir bin
+  printf '#!/bin/bash\nif [[ ! -e %q/crashed ]]; then : >%q/crashed; kill -SEGV $$; fi\nexec %q "$@"\n' \
+    "${BATS_TEST_TMPDIR}" "${BATS_TEST_TMPDIR}" "$(command -v astcrop)" >bin/astcrop
+  chmod +x bin/astcrop
+  xy 100.5 75.5
+  PATH="${PWD}/bin:${PATH}" run -0 "${SCRIPT}" "${IMAGES}/image.fits" out/crop.fits xy.txt galaxy_1 21
+  [[ "${output}" == *"astcrop crashed (status 139)"*"trying once more"* ]]
+  run -0 fits same-crop "${IMAGES}/image.fits" out/crop.fits 100.5 75.5 21
+}
