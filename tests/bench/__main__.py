@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,24 +212,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         parts.discard("slurm")
     rows: list[dict] = []
+    failed = []
     work = Path(tempfile.mkdtemp(prefix="ltsflow-bench-"))
     try:
         build_part, scripts = build_rows(work)
         if "build" in parts:
             rows += build_part
-        if "shim" in parts:
-            rows += shim_rows(scripts, work, args.quick)
-        if "schedule" in parts:
-            rows += schedule_rows(scripts["full"], work, args.quick)
-        if "slurm" in parts:
-            rows += slurm_rows(work)
+        runs = {"shim": lambda: shim_rows(scripts, work, args.quick),
+                "schedule": lambda: schedule_rows(scripts["full"], work, args.quick),
+                "slurm": lambda: slurm_rows(work)}
+        for name, run in runs.items():
+            if name in parts:
+                try:  # a part that fails writes no row, and the others still run
+                    rows += run()
+                except Exception:  # noqa: BLE001 - reported, and the exit status says so
+                    progress(f"the {name} part failed, its rows are not written:\n{traceback.format_exc()}")
+                    failed.append(name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print(table(rows))
-    progress(f"wrote {args.out}")
-    return 0
+    progress(f"wrote {args.out}" + (f"; FAILED parts: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
