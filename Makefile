@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 SPEC ?= fixtures/specs/lts-template.yaml
 OUT ?= out
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: build test check plan bench clean system-packages
 
@@ -39,5 +40,5 @@ plan: $(VENV)/.installed
 clean:
 	rm -rf $(OUT) .pytest_cache
 
-bench: build
-	$(BIN)/python tests/bench.py
+bench: build $(VENV)/.test-installed system-packages
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -1,0 +1,145 @@
+"""End-to-end wall time on a real Slurm (tests/slurmlib.py): the seed strategy vs one batched run.
+
+As in tests/test_real_slurm.py: real slurmctld/slurmd (and slurmdbd with MariaDB), rclone against
+SeaweedFS, sky2xy and astcrop behind the singularity shim; the spec passes PATH, SLURM_CONF, the shim
+state and RCLONE_CONFIG to the jobs by name (``exports:``).
+
+The clock starts before the first ``schedule.sh`` is started and stops when a listing of the bucket
+first shows every crop (the bucket is listed about once a second, so the figure is late by up to that
+plus one listing). The queue is then waited on until empty, so runs do not overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from compiler.build import build
+from tests.bench.shimmed import CROP_SUFFIX, Image, objects_on, progress, write_messages
+from tests.s3server import DEFAULT_REMOTE, S3Server
+from tests.slurmlib import SlurmSetup
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIMS = ROOT / "tests" / "shims"
+EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, RCLONE_CONFIG]\n"
+
+#: (label, SlurmSetup kind, fixture spec): the one-cluster spec runs on magnus of the accounted setup,
+#: because every sbatch names its cluster and --clusters needs slurmdbd.
+SETUPS = (("one cluster (magnus)", "plain", "single-cluster"),
+          ("federation (zeus+magnus)", "federated", "lts-template"))
+
+
+def compile_for_slurm(spec: str, directory: Path) -> Path:
+    source = directory / f"{spec}.yaml"
+    source.write_text((ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text() + EXPORTS)
+    build(source, directory / "out")
+    return directory / "out"
+
+
+class RealBench:
+    """One running Slurm setup, the scripts compiled for it, and the environment its runs get."""
+
+    def __init__(self, setup: SlurmSetup, s3: S3Server, spec: str, work: Path) -> None:
+        self.setup = setup
+        self.s3 = s3
+        self.work = work
+        self.scripts = compile_for_slurm(spec, work)
+        container = work / "container-shims"  # singularity and module only: sbatch is the real one
+        container.mkdir()
+        for tool in ("singularity", "module"):
+            (container / tool).symlink_to(SHIMS / tool)
+        (work / "shim-state").mkdir()
+        path = os.pathsep.join([str(container), str(Path(sys.executable).parent), os.environ["PATH"]])
+        self.env = setup.environ(**{k: v for k, v in s3.env().items() if k.startswith("RCLONE_")})
+        self.env.update(PATH=path, LTSFLOW_SHIM_STATE=str(work / "shim-state"))
+        self._serial = 0
+
+    def _start(self, messages: Sequence[Mapping[str, str]], name: str) -> subprocess.Popen[str]:
+        directory = self.work / name
+        directory.mkdir()
+        source = write_messages(directory / "messages.jsonl", messages)
+        return subprocess.Popen(["bash", str(self.scripts / "schedule.sh"), str(source)], cwd=directory,
+                                env={**self.env, "MYSCRATCH": str(directory / "scratch")}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def end_to_end(self, image: Image, objects: int, seed: bool, timeout: float = 1800) -> float | None:
+        """Seconds from the first submission to the last crop in the bucket; None past `timeout`."""
+        self._serial += 1
+        bucket = f"bench-slurm-{os.getpid()}-{self._serial}"
+        self.s3.make_bucket(bucket)
+        self.s3.put(image.path, f"{bucket}/{image.key}")
+        messages = objects_on([image], objects, bucket)
+        names = []
+        try:
+            start = time.monotonic()
+            if seed:
+                names = [f"seed-{self._serial}-{i}" for i in range(objects)]
+                runs = [self._start([m], n) for m, n in zip(messages, names)]
+            else:
+                names = [f"ltsflow-{self._serial}"]
+                runs = [self._start(messages, names[0])]
+            for run in runs:
+                _out, err = run.communicate(timeout=600)
+                if run.returncode != 0:
+                    raise RuntimeError(f"schedule.sh exited {run.returncode}:\n{err[-3000:]}")
+            deadline = start + timeout
+            while True:
+                crops = sum(k.endswith(CROP_SUFFIX) for k in self.s3.list_objects(bucket))
+                if crops >= objects:
+                    seconds = time.monotonic() - start
+                    break
+                if time.monotonic() > deadline:
+                    progress(f"  not finished after {timeout:.0f} s ({crops}/{objects} crops): not measured")
+                    seconds = None
+                    break
+                time.sleep(1)
+            self._wait_queue_empty(deadline + 300)
+            return seconds
+        finally:
+            for name in names:
+                shutil.rmtree(self.work / name, ignore_errors=True)
+            self.s3.rclone("purge", f"{DEFAULT_REMOTE}:{bucket}", check=False)
+
+    def _wait_queue_empty(self, deadline: float) -> None:
+        while True:
+            queued = self.setup.run("squeue", "--clusters=all", "--noheader", "--format=%i", check=False).stdout
+            left = [line for line in queued.splitlines() if line.strip() and not line.startswith("CLUSTER")]
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                self.setup.run("scancel", "--clusters=all", "--user", str(os.getuid()), check=False)
+                raise RuntimeError(f"jobs still queued after the run: {left}")
+            time.sleep(1)
+
+
+def measure_real_slurm(s3: S3Server, image: Image, objects: int) -> list[tuple[str, float | None, float | None]]:
+    """[(setup label, seed seconds, ltsflow seconds)] for each setup in SETUPS; every daemon stopped after."""
+    results = []
+    base = Path(tempfile.mkdtemp(prefix="ltsf-b-", dir="/tmp"))  # short: the munge socket lives in it
+    os.chmod(base, 0o755)
+    try:
+        for index, (label, kind, spec) in enumerate(SETUPS):
+            progress(f"real Slurm: starting the {kind} setup for {label}")
+            setup = SlurmSetup.start(kind, base / f"s{index}")
+            try:
+                work = base / f"w{index}"
+                work.mkdir()
+                bench = RealBench(setup, s3, spec, work)
+                progress(f"real Slurm, {label}: ltsflow, one run of {objects} objects")
+                ours = bench.end_to_end(image, objects, seed=False)
+                progress(f"  {ours if ours is None else round(ours, 1)} s")
+                progress(f"real Slurm, {label}: seed strategy, {objects} runs submitted at once")
+                theirs = bench.end_to_end(image, objects, seed=True)
+                progress(f"  {theirs if theirs is None else round(theirs, 1)} s")
+                results.append((label, theirs, ours))
+            finally:
+                setup.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return results

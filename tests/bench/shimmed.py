@@ -1,0 +1,250 @@
+"""Runs of the compiled chain under the fake Slurm shims, with the real tools and the real S3 server.
+
+Only the stable interface is used: ``schedule.sh MESSAGES...`` (its run directory is not read), the
+shims' ``drain``, the shims' call records, and the crops listed in the bucket (keys ending in
+``_crop.fits``). What went over the wire is counted by a ``CountingProxy`` in front of the S3 server.
+
+- ``measure_seed``: the seed's strategy, one ``schedule.sh`` run per object, each with its own empty
+  scratch and its own shim state, as K independent chains would run;
+- ``measure_ltsflow``: one ``schedule.sh`` run with every message in one JSON Lines file, then drain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.bench.proxy import CountingProxy
+from tests.fitsimages import make_image
+from tests.s3server import DEFAULT_REMOTE, S3Server
+from tests.shimlib import ShimState
+
+CROP_SUFFIX = "_crop.fits"
+MARGIN = 50  # pixels kept clear of every edge when picking an object
+
+
+def progress(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image made by code, with its WCS; ``key`` is where it goes in a bucket."""
+
+    path: Path
+    key: str
+    nx: int
+    ny: int
+    wcs: object
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+def make_images(directory: Path, count: int, nx: int, ny: int, stem: str) -> list[Image]:
+    images = []
+    for index in range(count):
+        path = directory / f"{stem}{index}.fits"
+        wcs = make_image(path, nx=nx, ny=ny, ra=150.0 + index, dec=2.0 - index / 10, seed=index, zero_block=None)
+        images.append(Image(path, f"data/{stem}{index}.fits", nx, ny, wcs))
+    return images
+
+
+def objects_on(images: Sequence[Image], count: int, bucket: str, seed: int = 0) -> list[dict[str, str]]:
+    """`count` messages, object N on image N mod F, at a seeded random pixel well inside it."""
+    rng = random.Random(seed)
+    messages = []
+    for index in range(count):
+        image = images[index % len(images)]
+        x = rng.uniform(MARGIN, image.nx - MARGIN)
+        y = rng.uniform(MARGIN, image.ny - MARGIN)
+        ra, dec = image.wcs.pixel_to_world_values(x - 1, y - 1)  # 1-based pixel -> astropy's 0-based
+        messages.append({"file": f"{bucket}/{image.key}", "ra": f"{float(ra):.7f}", "dec": f"{float(dec):.7f}",
+                         "label": f"o{index}"})
+    return messages
+
+
+def write_messages(path: Path, messages: Sequence[Mapping[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(m, separators=(",", ":")) + "\n" for m in messages))
+    return path
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one strategy did for one case: counted, never computed."""
+
+    sbatch_calls: int
+    tool_runs: int
+    bytes_fetched: int
+    fetches: int  # object GETs seen by the proxy
+    crops: int
+    seconds: float
+
+
+class Bench:
+    """The S3 server, the counting proxy in front of it, the compiled scripts and a work directory."""
+
+    def __init__(self, scripts: Path, s3: S3Server, proxy: CountingProxy, work: Path) -> None:
+        self.scripts = scripts.resolve()
+        self.s3 = s3
+        self.proxy = proxy
+        self.work = work
+        self._serial = 0
+
+    def fresh_dir(self, hint: str) -> Path:
+        self._serial += 1
+        path = self.work / f"{hint}-{self._serial}"
+        path.mkdir(parents=True)
+        return path
+
+    def fresh_bucket(self, images: Sequence[Image]) -> str:
+        self._serial += 1
+        bucket = f"bench-{os.getpid()}-{self._serial}"
+        self.s3.make_bucket(bucket)
+        for image in images:
+            self.s3.put(image.path, f"{bucket}/{image.key}")
+        return bucket
+
+    def drop_bucket(self, bucket: str) -> None:
+        self.s3.rclone("purge", f"{DEFAULT_REMOTE}:{bucket}", check=False)
+
+    def crops(self, bucket: str) -> int:
+        return sum(key.endswith(CROP_SUFFIX) for key in self.s3.list_objects(bucket))
+
+    def one_run(self, messages: Sequence[Mapping[str, str]], directory: Path,
+                extra_env: Mapping[str, str] | None = None) -> tuple[int, int]:
+        """schedule.sh with `messages` in one file, with its own scratch and shim state, then drain.
+
+        Returns (sbatch calls, tool runs) from the shims' records. Every job must have completed.
+        """
+        state = ShimState(directory / "slurm")
+        workdir = directory / "cwd"
+        workdir.mkdir()
+        env = state.env(self.s3.env(), MYSCRATCH=str(directory / "scratch"), RCLONE_RETRIES="1",
+                        RCLONE_LOW_LEVEL_RETRIES="1", RCLONE_CONFIG_CEPH_ENDPOINT=self.proxy.endpoint,
+                        **(extra_env or {}))
+        source = write_messages(workdir / "messages.jsonl", messages)
+        scheduled = subprocess.run(["bash", str(self.scripts / "schedule.sh"), str(source)], cwd=workdir, env=env,
+                                   capture_output=True, text=True, check=False, timeout=3600)
+        if scheduled.returncode != 0:
+            raise RuntimeError(f"schedule.sh exited {scheduled.returncode}:\n{scheduled.stderr[-3000:]}")
+        drained = state.drain(env, cwd=workdir, timeout=7200)
+        jobs = state.jobs()
+        failed = [j for j in jobs if j["state"] != "COMPLETED"]
+        if drained.returncode != 0 or failed:
+            logs = "".join(Path(p).read_text(errors="replace")[-1500:] for j in failed for p in j["logs"]
+                           if Path(p).exists())
+            raise RuntimeError(f"drain exited {drained.returncode}; jobs not COMPLETED: "
+                               f"{[(j['name'], j['state'], j['exit_code']) for j in failed]}\n{drained.stderr}\n{logs}")
+        return len(state.sbatch_calls()), len(state.calls("singularity")) + len(state.calls("apptainer"))
+
+
+def measure_ltsflow(bench: Bench, images: Sequence[Image], objects: int,
+                    extra_env: Mapping[str, str] | None = None) -> Measured:
+    """One schedule.sh run with all `objects` messages in one JSON Lines file, then drain."""
+    bucket = bench.fresh_bucket(images)
+    directory = bench.fresh_dir("ltsflow")
+    try:
+        before = bench.proxy.tally()
+        start = time.monotonic()
+        sbatch, tools = bench.one_run(objects_on(images, objects, bucket), directory, extra_env)
+        seconds = time.monotonic() - start
+        wire = bench.proxy.tally() - before
+        crops = bench.crops(bucket)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        bench.drop_bucket(bucket)
+    if crops != objects:
+        raise RuntimeError(f"ltsflow run: {crops} crops in the bucket for {objects} objects")
+    return Measured(sbatch, tools, wire.object_bytes, wire.object_gets, crops, seconds)
+
+
+def seed_run_seconds(bench: Bench, images: Sequence[Image], extra_env: Mapping[str, str] | None = None) -> float:
+    """Wall time of one seed-strategy run (one object, empty scratch): to estimate a case before running it."""
+    bucket = bench.fresh_bucket(images[:1])
+    directory = bench.fresh_dir("probe")
+    try:
+        start = time.monotonic()
+        bench.one_run(objects_on(images[:1], 1, bucket), directory, extra_env)
+        return time.monotonic() - start
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        bench.drop_bucket(bucket)
+
+
+def measure_seed(bench: Bench, images: Sequence[Image], objects: int, parallel: int = 1,
+                 extra_env: Mapping[str, str] | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> Measured:
+    """`objects` independent schedule.sh runs of one object each, each with its own empty scratch.
+
+    At most `parallel` run at once; each run's scratch (its copy of the image) is removed as soon as it
+    ends, so at most `parallel` copies exist at any time.
+    """
+    bucket = bench.fresh_bucket(images)
+    messages = objects_on(images, objects, bucket)
+    done = 0
+
+    def run(message: Mapping[str, str]) -> tuple[int, int]:
+        nonlocal done
+        directory = bench.fresh_dir("seed")
+        try:
+            return bench.one_run([message], directory, extra_env)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+            done += 1
+            if on_progress is not None:
+                on_progress(done)
+
+    try:
+        before = bench.proxy.tally()
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            counts = list(pool.map(run, messages))
+        seconds = time.monotonic() - start
+        wire = bench.proxy.tally() - before
+        crops = bench.crops(bucket)
+    finally:
+        bench.drop_bucket(bucket)
+    if crops != objects:
+        raise RuntimeError(f"seed strategy: {crops} crops in the bucket for {objects} objects")
+    return Measured(sum(c[0] for c in counts), sum(c[1] for c in counts), wire.object_bytes, wire.object_gets, crops,
+                    seconds)
+
+
+def schedule_seconds(scripts: Path, work: Path, messages: int, timeout: float) -> float | None:
+    """Wall time of ``schedule.sh --dry-run`` on `messages` messages in one file; None past `timeout`."""
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / f"dry-{messages}.jsonl"
+    write_messages(source, [{"file": f"bench/data/frame{i % 10}.fits", "ra": "150.01", "dec": "2.01",
+                             "label": f"o{i}"} for i in range(messages)])
+    env = {**os.environ, "MYSCRATCH": str(work / "scratch"), "RCLONE_CONFIG_CEPH_ACCESS_KEY_ID": "bench",
+           "RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY": "bench"}
+    start = time.monotonic()
+    try:
+        subprocess.run(["bash", str(scripts / "schedule.sh"), "--dry-run", str(source)], env=env, cwd=work,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        source.unlink()
+    return time.monotonic() - start
+
+
+def parallel_runs() -> int:
+    """How many seed-strategy runs go at once: one per core, at least two (each run mostly waits)."""
+    return max(2, os.cpu_count() or 1)
+
+
+def estimate(seconds_one: float, objects: int, parallel: int) -> float:
+    return seconds_one * math.ceil(objects / parallel)
