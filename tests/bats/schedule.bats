@@ -17,6 +17,14 @@ setup() {
   [[ "${output}" == *"8  a submission failed; every job already submitted was cancelled"* ]]
 }
 
+@test "runs however it is invoked: bash schedule.sh in its directory, or through a symlink" {
+  (cd "${LTSFLOW_SCRIPTS}" && bash schedule.sh --help >/dev/null)
+  (cd "${LTSFLOW_SCRIPTS}" && bash schedule.sh --dry-run "${BATS_TEST_TMPDIR}/message.json" >"${BATS_TEST_TMPDIR}/here.txt")
+  ln -s "${SCRIPT}" linked.sh
+  run -0 --separate-stderr ./linked.sh --dry-run message.json
+  [[ "${output}" == *"${LTSFLOW_SCRIPTS}/sync.sh"* && "${output}" == "$(cat here.txt)" ]]
+}
+
 @test "submits four jobs, each named with its cluster, and prints the run directory" {
   run -0 --separate-stderr "${SCRIPT}" message.json
   [[ -f "${output}/jobs.tsv" ]]

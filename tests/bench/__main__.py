@@ -166,7 +166,8 @@ def slurm_rows(work: Path) -> list[dict]:
         s3.start(work / "s3-slurm")
         image = make_images(work, 1, *SDSS, "slurm-frame")[0]
         for label, seed, ours in measure_real_slurm(s3, image, objects):
-            metric = "end_to_end_seconds_" + ("federation" if "federation" in label else "one_cluster")
+            metric = "end_to_end_seconds_" + ("federation" if "federation" in label else "one_cluster") + (
+                "_relay" if "relay" in label else "")
             rows.append(row(objects, 1, size_label(*SDSS), "full", metric, _round(seed), _round(ours),
                             note=None if seed is not None and ours is not None else "a run did not finish in time"))
     finally:

@@ -31,8 +31,10 @@ EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, RCLONE_CONFIG]\n"
 
 #: (label, SlurmSetup kind, fixture spec): the one-cluster spec runs on magnus of the accounted setup,
 #: because every sbatch names its cluster and --clusters needs slurmdbd.
-SETUPS = (("one cluster (magnus)", "plain", "single-cluster"),
-          ("federation (zeus+magnus)", "federated", "lts-template"))
+#: The federation is measured twice for ltsflow: with cross-cluster dependencies (released by
+#: slurmctld seconds after their parent ends), and as a relay (each job submits the next).
+SETUPS = (("one cluster (magnus)", "plain", "single-cluster", ()),
+          ("federation (zeus+magnus)", "federated", "lts-template", (("federation (zeus+magnus) relay", "relay"),)))
 
 
 def compile_for_slurm(spec: str, directory: Path) -> Path:
@@ -124,7 +126,7 @@ def measure_real_slurm(s3: S3Server, image: Image, objects: int) -> list[tuple[s
     base = Path(tempfile.mkdtemp(prefix="ltsf-b-", dir="/tmp"))  # short: the munge socket lives in it
     os.chmod(base, 0o755)
     try:
-        for index, (label, kind, spec) in enumerate(SETUPS):
+        for index, (label, kind, spec, variants) in enumerate(SETUPS):
             progress(f"real Slurm: starting the {kind} setup for {label}")
             setup = SlurmSetup.start(kind, base / f"s{index}")
             try:
@@ -138,6 +140,13 @@ def measure_real_slurm(s3: S3Server, image: Image, objects: int) -> list[tuple[s
                 theirs = bench.end_to_end(image, objects, seed=True)
                 progress(f"  {theirs if theirs is None else round(theirs, 1)} s")
                 results.append((label, theirs, ours))
+                for variant_label, variant_spec in variants:
+                    (work / variant_spec).mkdir()
+                    variant = RealBench(setup, s3, variant_spec, work / variant_spec)
+                    progress(f"real Slurm, {variant_label}: ltsflow ({variant_spec}.yaml), one run of {objects} objects")
+                    other = variant.end_to_end(image, objects, seed=False)
+                    progress(f"  {other if other is None else round(other, 1)} s")
+                    results.append((variant_label, theirs, other))
             finally:
                 setup.stop()
     finally:
