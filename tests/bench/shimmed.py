@@ -222,23 +222,28 @@ def measure_seed(bench: Bench, images: Sequence[Image], objects: int, parallel: 
                     seconds)
 
 
-def schedule_seconds(scripts: Path, work: Path, messages: int, timeout: float) -> float | None:
-    """Wall time of ``schedule.sh --dry-run`` on `messages` messages in one file; None past `timeout`."""
+def schedule_seconds(scripts: Path, work: Path, messages: int, timeout: float, repeats: int = 3) -> float | None:
+    """Wall time of ``schedule.sh --dry-run`` on `messages` messages in one file, the best of `repeats`
+    runs (this machine is shared: the best is the least disturbed); None past `timeout`."""
     work.mkdir(parents=True, exist_ok=True)
     source = work / f"dry-{messages}.jsonl"
     write_messages(source, [{"file": f"bench/data/frame{i % 10}.fits", "ra": "150.01", "dec": "2.01",
                              "label": f"o{i}"} for i in range(messages)])
     env = {**os.environ, "MYSCRATCH": str(work / "scratch"), "RCLONE_CONFIG_CEPH_ACCESS_KEY_ID": "bench",
            "RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY": "bench"}
-    start = time.monotonic()
+    best: float | None = None
     try:
-        subprocess.run(["bash", str(scripts / "schedule.sh"), "--dry-run", str(source)], env=env, cwd=work,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, timeout=timeout)
+        for _ in range(repeats):
+            start = time.monotonic()
+            subprocess.run(["bash", str(scripts / "schedule.sh"), "--dry-run", str(source)], env=env, cwd=work,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, timeout=timeout)
+            seconds = time.monotonic() - start
+            best = seconds if best is None else min(best, seconds)
     except subprocess.TimeoutExpired:
         return None
     finally:
         source.unlink()
-    return time.monotonic() - start
+    return best
 
 
 def parallel_runs() -> int:
