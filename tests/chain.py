@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from compiler.build import build
 from tests.fitsimages import expected_crop, expected_pixel, read_crop
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
 
 RA, DEC = 150.0, 2.0
+ROOT = Path(__file__).resolve().parents[1]
+SHIMS = ROOT / "tests" / "shims"
 
 
 class Run:
@@ -127,3 +132,28 @@ def crop_key(file: str, label: str, ra: object, dec: object, width: int = 20, pr
     line = f"{normal_angle(ra, hours=True)} {normal_angle(dec, hours=False)} {width}\n"
     digest = hashlib.sha256(line.encode()).hexdigest()[:12]
     return f"{prefix}{file.rsplit('.', 1)[0]}_{label}_{digest}_crop.fits"
+
+
+# ----------------------------------------------------------------- runs on a real Slurm
+
+def compile_for_slurm(spec: str, directory: Path, exports: str) -> Path:
+    """fixtures/specs/SPEC.yaml with `exports` appended (what its jobs need, by name), built into
+    DIRECTORY/out."""
+    source = directory / f"{spec}.yaml"
+    source.write_text((ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text() + exports)
+    build(source, directory / "out")
+    return directory / "out"
+
+
+def real_slurm_environment(setup, s3: S3Server, work: Path) -> dict[str, str]:
+    """A run's environment on the real Slurm `setup`: the remote's RCLONE_* variables, and a PATH with
+    the singularity and module shims (sbatch is the real one) and this Python's tools (rclone)."""
+    container = work / "container-shims"
+    container.mkdir()
+    for tool in ("singularity", "module"):
+        (container / tool).symlink_to(SHIMS / tool)
+    (work / "shim-state").mkdir()
+    path = os.pathsep.join([str(container), str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = setup.environ(**{k: v for k, v in s3.env().items() if k.startswith("RCLONE_")})
+    env.update(PATH=path, LTSFLOW_SHIM_STATE=str(work / "shim-state"))
+    return env

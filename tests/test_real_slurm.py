@@ -19,29 +19,17 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from compiler.build import build
-from tests.chain import DEC, RA, assert_crop_in_bucket, crop_key
+from tests.chain import DEC, RA, assert_crop_in_bucket, compile_for_slurm, crop_key, real_slurm_environment
 from tests.fitsimages import make_image
 from tests.s3server import S3Server
 from tests.slurmlib import FINAL_STATES, SlurmSetup
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIMS = ROOT / "tests" / "shims"
 EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, LTSFLOW_SHIM_MISSING, RCLONE_BWLIMIT, RCLONE_CONFIG]\n"
-
-
-def compile_for_slurm(spec: str, directory: Path) -> Path:
-    """fixtures/specs/SPEC.yaml, passing what the jobs need by name."""
-    source = directory / f"{spec}.yaml"
-    source.write_text((ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text() + EXPORTS)
-    build(source, directory / "out")
-    return directory / "out"
 
 
 class RealRun:
@@ -49,18 +37,11 @@ class RealRun:
 
     def __init__(self, setup: SlurmSetup, s3: S3Server, spec: str, tmp_path: Path, **extra: str) -> None:
         self.setup = setup
-        self.scripts = compile_for_slurm(spec, tmp_path)
+        self.scripts = compile_for_slurm(spec, tmp_path, EXPORTS)
         self.workdir = tmp_path / "cwd"
         self.workdir.mkdir()
-        container = tmp_path / "container-shims"  # singularity and module only: sbatch is the real one
-        container.mkdir()
-        for tool in ("singularity", "module"):
-            (container / tool).symlink_to(SHIMS / tool)
-        (tmp_path / "shim-state").mkdir()
-        path = os.pathsep.join([str(container), str(Path(sys.executable).parent), os.environ["PATH"]])
-        self.env = setup.environ(**{k: v for k, v in s3.env().items() if k.startswith("RCLONE_")})
-        self.env.update(PATH=path, MYSCRATCH=str(tmp_path / "scratch"), LTSFLOW_SHIM_STATE=str(tmp_path / "shim-state"),
-                        **extra)
+        self.env = real_slurm_environment(setup, s3, tmp_path)
+        self.env.update(MYSCRATCH=str(tmp_path / "scratch"), **extra)
         self.result: subprocess.CompletedProcess[str] | None = None
 
     def message(self, **fields: object) -> str:

@@ -14,19 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from compiler.build import build
 from tests.bench.shimmed import CROP_SUFFIX, Image, objects_on, progress, write_messages
+from tests.chain import compile_for_slurm, real_slurm_environment
 from tests.s3server import DEFAULT_REMOTE, S3Server
 from tests.slurmlib import SlurmSetup
 
-ROOT = Path(__file__).resolve().parents[2]
-SHIMS = ROOT / "tests" / "shims"
 EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, RCLONE_CONFIG]\n"
 
 #: (label, SlurmSetup kind, fixture spec): the one-cluster spec runs on magnus of the accounted setup,
@@ -37,13 +34,6 @@ SETUPS = (("one cluster (magnus)", "plain", "single-cluster", ()),
           ("federation (zeus+magnus)", "federated", "lts-template", (("federation (zeus+magnus) relay", "relay"),)))
 
 
-def compile_for_slurm(spec: str, directory: Path) -> Path:
-    source = directory / f"{spec}.yaml"
-    source.write_text((ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text() + EXPORTS)
-    build(source, directory / "out")
-    return directory / "out"
-
-
 class RealBench:
     """One running Slurm setup, the scripts compiled for it, and the environment its runs get."""
 
@@ -51,15 +41,8 @@ class RealBench:
         self.setup = setup
         self.s3 = s3
         self.work = work
-        self.scripts = compile_for_slurm(spec, work)
-        container = work / "container-shims"  # singularity and module only: sbatch is the real one
-        container.mkdir()
-        for tool in ("singularity", "module"):
-            (container / tool).symlink_to(SHIMS / tool)
-        (work / "shim-state").mkdir()
-        path = os.pathsep.join([str(container), str(Path(sys.executable).parent), os.environ["PATH"]])
-        self.env = setup.environ(**{k: v for k, v in s3.env().items() if k.startswith("RCLONE_")})
-        self.env.update(PATH=path, LTSFLOW_SHIM_STATE=str(work / "shim-state"))
+        self.scripts = compile_for_slurm(spec, work, EXPORTS)
+        self.env = real_slurm_environment(setup, s3, work)
         self._serial = 0
 
     def _start(self, messages: Sequence[Mapping[str, str]], name: str) -> subprocess.Popen[str]:
