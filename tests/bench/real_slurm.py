@@ -28,6 +28,10 @@ EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, RCLONE_CONFIG]\n"
 
 #: (label, SlurmSetup kind, fixture spec): the one-cluster spec runs on magnus of the accounted setup,
 #: because every sbatch names its cluster and --clusters needs slurmdbd.
+#: Seconds between two looks at the bucket or the queue: each wait is for a condition, with a deadline,
+#: and the end-to-end figure is late by at most this.
+POLL = 0.2
+
 #: The federation is measured twice for ltsflow: with cross-cluster dependencies (released by
 #: slurmctld seconds after their parent ends), and as a relay (each job submits the next).
 SETUPS = (("one cluster (magnus)", "plain", "single-cluster", ()),
@@ -83,7 +87,7 @@ class RealBench:
                     progress(f"  not finished after {timeout:.0f} s ({crops}/{objects} crops): not measured")
                     seconds = None
                     break
-                time.sleep(1)
+                time.sleep(POLL)
             self._wait_queue_empty(deadline + 300)
             return seconds
         finally:
@@ -100,7 +104,7 @@ class RealBench:
             if time.monotonic() > deadline:
                 self.setup.run("scancel", "--clusters=all", "--user", str(os.getuid()), check=False)
                 raise RuntimeError(f"jobs still queued after the run: {left}")
-            time.sleep(1)
+            time.sleep(POLL)
 
 
 def measure_real_slurm(s3: S3Server, image: Image, objects: int) -> list[tuple[str, float | None, float | None]]:
