@@ -120,19 +120,27 @@ def shim_rows(scripts: dict[str, Path], work: Path, quick: bool) -> list[dict]:
 
 
 def schedule_rows(scripts: Path, work: Path, quick: bool) -> list[dict]:
+    """schedule.sh's wall and CPU seconds on the small and the large count of messages, in one file
+    and in one file each; the large row holds the small figure in "seed" and the growth as "ratio"."""
     small, large = (100, 1000) if quick else (1000, 10000)
     timeout = 120.0 if quick else SCHEDULE_TIMEOUT
-    times = {}
-    for count in (small, large):
-        progress(f"schedule.sh --dry-run on {count} messages (timeout {timeout:.0f} s)")
-        times[count] = schedule_seconds(scripts, work / "dry", count, timeout)
-        progress(f"  {'not measured: timed out' if times[count] is None else f'{times[count]:.1f} s'}")
-    note = f"not measured: over {timeout:.0f} s" if times[large] is None else None
-    growth = round(times[large] / times[small], 2) if times[large] and times[small] else None
-    return [row(small, None, None, None, "schedule_seconds", None, _round(times[small]),
-                note=f"not measured: over {timeout:.0f} s" if times[small] is None else None),
-            row(large, None, None, None, "schedule_seconds", _round(times[small]), _round(times[large]),
-                ratio=growth, note=note)]
+    rows = []
+    for one_file, form in ((True, "in one file"), (False, "one file each")):
+        times = {}
+        for count in (small, large):
+            progress(f"schedule.sh --dry-run on {count} messages {form} (timeout {timeout:.0f} s)")
+            times[count] = schedule_seconds(scripts, work / "dry", count, timeout, one_file=one_file)
+            measured = times[count]
+            progress(f"  {'not measured: timed out' if measured is None else f'{measured.wall:.1f} s, {measured.cpu:.1f} s CPU'}")
+        for metric, field in (("schedule_seconds", "wall"), ("schedule_cpu_seconds", "cpu")):
+            few, many = (getattr(times[n], field) if times[n] else None for n in (small, large))
+            late = f"not measured: over {timeout:.0f} s"
+            rows.append(row(small, None, None, None, metric, None, _round(few),
+                            note=f"messages {form}" if few is not None else late))
+            rows.append(row(large, None, None, None, metric, _round(few), _round(many),
+                            ratio=round(many / few, 2) if few and many else None,
+                            note=f"messages {form}" if many is not None else late))
+    return rows
 
 
 def build_rows(work: Path) -> tuple[list[dict], dict[str, Path]]:
@@ -175,6 +183,10 @@ def slurm_rows(work: Path) -> list[dict]:
     return rows
 
 
+# Metrics with nothing of the seed's to compare (the large schedule rows hold the small figure as "seed").
+SEEDLESS_METRICS = ("schedule_seconds", "schedule_cpu_seconds", "build_seconds_cold", "build_seconds_warm")
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -189,16 +201,16 @@ def table(rows: list[dict]) -> str:
             return f"{value:g}"
         return str(value)
 
-    header = ("objects", "images", "image size", "staging", "metric", "seed", "ltsflow", "ratio")
+    header = ("objects", "images", "image size", "staging", "metric", "seed", "ltsflow", "ratio", "note")
     lines = [header]
     for r in rows:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:g}x"
         ltsflow = cell(r["ltsflow"], r["metric"]) if r["ltsflow"] is not None else "not measured"
         seed = cell(r["seed"], r["metric"])
-        if r["metric"] not in ("schedule_seconds", "build_seconds_cold", "build_seconds_warm") and r["seed"] is None:
+        if r["metric"] not in SEEDLESS_METRICS and r["seed"] is None:
             seed = "not measured"
         lines.append((cell(r["objects"], ""), cell(r["images"], ""), r["image_size"] or "-", r["staging"] or "-",
-                      r["metric"], seed, ltsflow, ratio))
+                      r["metric"], seed, ltsflow, ratio, r.get("note", "")))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
