@@ -110,9 +110,11 @@ def shim_rows(scripts: dict[str, Path], work: Path, quick: bool) -> list[dict]:
                     progress(f"{label} {staging.name}: ltsflow, one run")
                     ours = measure_ltsflow(bench, images, objects)
                     progress(f"  {ours}")
-                    for metric in ("sbatch_calls", "tool_runs", "bytes_fetched"):
-                        rows.append(row(objects, count, size_label(nx, ny), staging.name, metric,
-                                        getattr(theirs, metric) if theirs else None, getattr(ours, metric)))
+                    for metric in ("sbatch_calls", "tool_runs", "bytes_fetched", "staging_seconds"):
+                        mine, seeds = getattr(ours, metric), getattr(theirs, metric) if theirs else None
+                        if metric == "staging_seconds":
+                            mine, seeds = _round(mine), _round(seeds)
+                        rows.append(row(objects, count, size_label(nx, ny), staging.name, metric, seeds, mine))
                 shutil.rmtree(work / "runs", ignore_errors=True)
     finally:
         s3.stop()
