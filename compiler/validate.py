@@ -160,6 +160,31 @@ def _unwrap(annotation: Any) -> Any:
 
 # --------------------------------------------------------------------------- meaning
 
+# S3's naming rules for general purpose buckets, beyond the characters and the length
+# (docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html); schedule.sh's
+# valid_bucket applies the same to the buckets of messages.
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_IP_ADDRESS = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_BUCKET_SHAPE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def bucket_problem(bucket: str) -> str | None:
+    """Why `bucket` (3 to 63 of a-z, 0-9, "." and "-", starting and ending with a letter or digit)
+    breaks one of S3's other rules, or None."""
+    if ".." in bucket:
+        return 'it has two periods in a row'
+    if _IP_ADDRESS.fullmatch(bucket):
+        return "it is formatted as an IP address"
+    for prefix in _RESERVED_PREFIXES:
+        if bucket.startswith(prefix):
+            return f"S3 keeps the prefix {quoted(prefix)}"
+    for suffix in _RESERVED_SUFFIXES:
+        if bucket.endswith(suffix):
+            return f"S3 keeps the suffix {quoted(suffix)}"
+    return None
+
+
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
@@ -186,6 +211,7 @@ class _MeaningCheck:
 
     def run(self) -> list[Diagnostic]:
         self.check_names()
+        self.check_buckets()
         for name, step in self.steps.items():
             self.check_step(name, step)
         self.check_actions()
@@ -201,6 +227,18 @@ class _MeaningCheck:
             for name in names:
                 if not pattern.fullmatch(name):
                     self.error((section, name), f"invalid name {quoted(name)} in {quoted(section)}: use {what}", key=True)
+
+    def check_buckets(self) -> None:
+        """The bucket of objects.output and objects.results, by S3's naming rules (their shape, as
+        3 to 63 lower-case letters, digits, "." and "-", is the shape pass's)."""
+        objects = _mapping(_mapping(self.document.data).get("objects"))
+        for field in ("output", "results"):
+            place = objects.get(field)
+            bucket = place.split("/", 1)[0] if isinstance(place, str) else ""
+            problem = bucket_problem(bucket) if _BUCKET_SHAPE.fullmatch(bucket) else None
+            if problem:
+                self.error(("objects", field), f"{quoted('objects.' + field)} starts with {quoted(bucket)}, "
+                                               f"which is not an S3 bucket name: {problem}")
 
     def check_step(self, name: str, step: dict[str, Any]) -> None:
         path: Path = ("steps", name)

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -113,17 +114,23 @@ def _degrees(nano: int, negative: bool) -> str:
 
 def normal_angle(value: object, hours: bool) -> str:
     """RA (hours=True when sexagesimal means hours) or Dec as schedule.sh normalises it: decimal
-    degrees with nine decimals, rounded half up on the magnitude."""
+    degrees with nine decimals, rounded half up on the magnitude; an RA that rounds to 360 is 0."""
     text = str(value)
     negative = text.startswith("-")
     text = text.lstrip("+-")
-    decimal = re.fullmatch(r"(\d+)(?:\.(\d+))?", text)
-    if decimal:
-        return _degrees(_round_div(int(decimal[1]) * 10**12 + _twelve(decimal[2] or ""), 1000), negative)
-    parts = re.fullmatch(r"(\d+):(\d+)(?::(\d+)(?:\.(\d+))?)?", text)
-    assert parts, value
-    whole = int(parts[1]) * 3600 + int(parts[2]) * 60 + int(parts[3] or 0)
-    return _degrees(_round_div(whole * 10**12 + _twelve(parts[4] or ""), 240000 if hours else 3600000), negative)
+    if re.fullmatch(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
+        # any JSON number form ("9e1", ".5", "5.", "0010"), written out exactly
+        number = Decimal(text)
+        whole, _, fraction = (format(number, "f") if number else "0").partition(".")
+        nano = _round_div(int(whole) * 10**12 + _twelve(fraction), 1000)
+    else:
+        parts = re.fullmatch(r"(\d+):(\d+)(?::(\d+)(?:\.(\d+))?)?", text)
+        assert parts, value
+        seconds = int(parts[1]) * 3600 + int(parts[2]) * 60 + int(parts[3] or 0)
+        nano = _round_div(seconds * 10**12 + _twelve(parts[4] or ""), 240000 if hours else 3600000)
+    if hours and nano == 360 * 10**9:
+        nano = 0
+    return _degrees(nano, negative)
 
 
 def crop_key(file: str, label: str, ra: object, dec: object, width: int = 20, prefix: str = "") -> str:

@@ -168,14 +168,16 @@ def read_texts(scripts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 STRINGS = [
     "", "plain", "with space", "caf\u00e9", "\u65e5\u672c", "\U0001F600", "\x7f", "a/b", "100%", "$(x) `y` 'z'",
+    # valid JSON, read exactly; schedule.sh's checks refuse them in a key (tests/test_odd_input.py)
+    "\u0085", "a\u202eb", "\u2066x\u2069", "a\ufeffb", "\u200b", "\u2028", "a\u201bb", "5.", ".5", "0010", "-0.0",
 ]
 ESCAPED = [
     r"\"", r"\\", r"\/", r"\b", r"\f", r"\n", r"\r", r"\t", r"\u0041", r"\u00e9", r"\u20AC", r"\uffff",
     r"\ud83d\ude00", r"\uD834\uDD1E", r"a\\", r"a\\\\", r"\\\"", r"\"\"", r"x\"y\"z", r"\\n", r"\u005c",
-    r"\u0022", r"\u001f", "tail\\\\\\\"", r"\/\/\u0020",
+    r"\u0022", r"\u001f", "tail\\\\\\\"", r"\/\/\u0020", r"\u0085", r"\u202E", r"\u2066", r"\uFEFF", r"\u201b",
 ]
 NUMBERS = ["0", "-0", "1", "-5", "10.5", "0.25", "1e5", "1E+5", "-1.5e-3", "123456789012345678901234567890",
-           "1." + "0" * 50]
+           "1." + "0" * 50, "9e1", "-0.0", "9E1", "1e-20", "0e0", "-0e-0", "3.6e2", "1E999999999999"]
 LITERALS = ["true", "false", "null"]
 BAD_VALUES = [
     "01", "-", "1.", ".5", "+1", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "tru", "nul", "True",

@@ -265,3 +265,18 @@ def test_the_spec_models_are_frozen() -> None:
         spec.objects.crop_width = 1  # type: ignore[misc]
     assert isinstance(spec.steps["crop"], Step)
     assert isinstance(spec.steps["crop"].modules, tuple)
+
+
+@pytest.mark.parametrize("field", ["output", "results"])
+def test_a_bucket_in_the_spec_follows_the_s3_rules(field: str) -> None:
+    from tests.test_odd_input import BUCKETS
+    for bucket, valid in BUCKETS:
+        text = edited(("  label: galaxy_1\n", f"  label: galaxy_1\n  {field}: {bucket}/crops/\n"))
+        if valid:
+            assert validate_spec(load_spec(text, "s.yaml")).objects.model_dump()[field] == f"{bucket}/crops/"
+            continue
+        found = problems(text)
+        line = line_of(text, f"  {field}: ")
+        # a name the shape pass refuses already (upper case, too long) is reported once, by it
+        assert len(found) == 1 and found[0].startswith(f"{line}:"), (bucket, found)
+        assert f'"objects.{field}"' in found[0] and "bucket" in found[0].lower(), (bucket, found)
