@@ -738,3 +738,24 @@ def test_missing_tool_in_container(work: Path, shim_state: ShimState):
     assert shim_state.calls("singularity")[0]["missing"] is True
     ok = shim_state.run("singularity", "run", "docker://x/y", "true", env=env)
     assert ok.returncode == 0
+
+
+# --------------------------------------------------------------------------- rclone
+
+
+def test_rclone_records_its_argv_and_runs_the_real_one_exactly(work: Path, shim_state: ShimState):
+    real = work / "real"
+    real.mkdir()
+    script(real / "rclone", '#!/bin/bash\nfor a in "$@"; do printf "<%s>\\n" "$a"; done\necho err >&2\nexit 3\n')
+    env = shim_state.env()
+    shims_and_python = env["PATH"].split(os.pathsep)[:2]  # the shims, then the python3 they run with
+    env["PATH"] = os.pathsep.join([*shims_and_python, str(real)])
+    result = shim_state.run("rclone", "copy", "--files-from-raw", "a list", "--", "x:", "$(id)", env=env, cwd=work)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "<copy>\n<--files-from-raw>\n<a list>\n<-->\n"
+                                                                   "<x:>\n<$(id)>\n", "err\n")
+    (call,) = shim_state.calls("rclone")
+    assert (call["argv"], call["cwd"], call["executable"]) == (
+        ["copy", "--files-from-raw", "a list", "--", "x:", "$(id)"], str(work), str(real / "rclone"))
+    env["PATH"] = os.pathsep.join(shims_and_python)
+    missing = shim_state.run("rclone", "version", env=env, cwd=work)
+    assert (missing.returncode, missing.stderr) == (127, "rclone: command not found\n")

@@ -1,7 +1,7 @@
 """Shared code of the fake Slurm/container shims used by the ltsflow tests (stdlib only).
 
 The executables beside this file (sbatch, scancel, squeue, sacct, drain, module,
-singularity, apptainer) are thin wrappers around the ``*_main`` functions here. Each
+singularity, apptainer, rclone) are thin wrappers around the ``*_main`` functions here. Each
 executable documents the subset of its real counterpart that it supports.
 
 State lives in the directory named by ``LTSFLOW_SHIM_STATE`` (required):
@@ -1583,4 +1583,24 @@ def container_main(tool: str) -> int:
     except OSError as exc:
         sys.stderr.write(f"FATAL:   {program}: {exc.strerror}\n")
         return 255
+    return 0  # not reached
+
+
+# --------------------------------------------------------------------------- recorded tools
+
+
+def passthrough_main(tool: str) -> int:
+    """Record argv and cwd of a call of the real `tool`, then exec it (first on PATH past the shims)."""
+    import shutil
+    argv = sys.argv[1:]
+    store = Store(state_root(tool))
+    found = shutil.which(tool, path=path_without_shims(os.environ.get("PATH", "")))
+    record: dict[str, Any] = {"tool": tool, "argv": argv, "cwd": current_dir(), "executable": found,
+                              "rc": None if found else 127}
+    with store.locked(write=False):
+        store.append_call(record)
+    if found is None:
+        sys.stderr.write(f"{tool}: command not found\n")
+        return 127
+    os.execv(found, [tool, *argv])
     return 0  # not reached
