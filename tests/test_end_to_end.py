@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chain import RA, DEC, Run, assert_crop_in_bucket, crop_key
+from tests.chain import RA, DEC, Run, assert_crop_in_bucket, crop_key, step_of
 from tests.fitsimages import make_image, make_not_fits
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
@@ -185,8 +185,21 @@ def test_credentials_never_reach_a_file_a_log_or_an_argv(scripts_dir: Path, shim
     assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
     jobs = run.drain()
     assert all(job["state"] == "COMPLETED" for job in jobs.values())
-    secrets = [s3_server.access_key, s3_server.secret_key]
+    secrets = {"RCLONE_CONFIG_CEPH_ACCESS_KEY_ID": s3_server.access_key,
+               "RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY": s3_server.secret_key}
     texts = {"stdout": run.result.stdout, "stderr": run.result.stderr, "calls": shim_state.calls_text()}
     for root in (run.run_dir, scripts_dir, run.workdir):
         texts.update({str(p): p.read_bytes().decode(errors="replace") for p in root.rglob("*") if p.is_file()})
-    assert [name for name, text in texts.items() if any(secret in text for secret in secrets)] == []
+    assert [name for name, text in texts.items() if any(secret in text for secret in secrets.values())] == []
+    # Every rclone call went through the recording shim (tests/shims/rclone): none had a secret in argv.
+    rclone_argv = [call["argv"] for call in shim_state.calls("rclone")]
+    assert {argv[0] for argv in rclone_argv} >= {"copy", "check"}
+    assert [argv for argv in rclone_argv if any(s in a for a in argv for s in secrets.values())] == []
+    # A job's exported environment holds a secret only under its own name, and only if the job uses the remote.
+    holders = {}
+    for job in shim_state.jobs():
+        exported = json.loads((shim_state.path / "jobs" / str(job["seq"]) / "environment").read_text())
+        holders[step_of(job)] = sorted(name for name, value in exported.items()
+                                       if any(s in value for s in secrets.values()))
+        assert all(exported[name] == secrets.get(name) for name in holders[step_of(job)]), step_of(job)
+    assert holders == {"sync_in": sorted(secrets), "world_to_pixel": [], "crop": [], "sync_out": sorted(secrets)}
