@@ -20,6 +20,8 @@ from tests.fitsimages import make_image, make_not_fits
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
 
+pytestmark = [pytest.mark.s3, pytest.mark.tools]
+
 
 @pytest.fixture
 def image(tmp_path: Path) -> Path:

@@ -29,6 +29,8 @@ from tests.fitsimages import make_image
 from tests.s3server import S3Server
 from tests.slurmlib import FINAL_STATES, SlurmSetup
 
+pytestmark = [pytest.mark.s3, pytest.mark.slurm, pytest.mark.tools]
+
 EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, LTSFLOW_SHIM_MISSING, RCLONE_BWLIMIT, RCLONE_CONFIG]\n"
 
 
