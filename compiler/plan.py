@@ -155,6 +155,10 @@ class Job:
     arguments as the script takes them for one object (with ObjectField parts); else empty."""
     file_list: FileList | None
     container: str | None
+    binds: tuple[Word, ...]
+    """The directories the step's container must see, each given to its script as `--bind DIR`
+    (first, before its arguments): the scratch root (the images) and the run directory. Empty
+    without a container."""
     spec_line: int
 
 
@@ -176,10 +180,18 @@ class StepScript:
     kind: str
     tool: str
     modules: tuple[str, ...]
-    launcher: tuple[str, ...]
-    """The container command the tool runs under (empty: the tool runs from PATH)."""
+    container: tuple[str, ...]
+    """The container runtime's command (`singularity run`), before its binds and the image (empty:
+    the tool runs from PATH)."""
+    image: str
+    """The container image ("" without a container)."""
     remotes: tuple[RemoteSettings, ...]
     hdu: int
+
+    @property
+    def launcher(self) -> tuple[str, ...]:
+        """The container command the tool runs under, without binds (empty: the tool runs from PATH)."""
+        return (*self.container, self.image) if self.container else ()
 
 
 @dataclass(frozen=True)
@@ -333,8 +345,9 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
     log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-%j.log")
     fixed = (Word.of(f"--clusters={step.cluster}"), Word.of(f"--partition={step.partition}"),
              Word.of("--job-name=", *job_name.parts), log_file, Word.of("--kill-on-invalid-dep=yes"))
-    step_command = ((script_path, Word.of("--batch"), Word.of(RUN_DIR, f"/tasks/{name}.tsv"))
-                    if per_object else (script_path, *arguments))
+    binds = _binds(spec, name)
+    step_command = ((script_path, *bind_options(binds), Word.of("--batch"), Word.of(RUN_DIR, f"/tasks/{name}.tsv"))
+                    if per_object else (script_path, *bind_options(binds), *arguments))
     depends_on = tuple(Dependency(kind, parent) for parent, kind in step.depends_on.items())
     return Job(
         name=name,
@@ -353,8 +366,24 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         task_arguments=(FAILED, *arguments) if per_object else (),
         file_list=file_list,
         container=step.container.image if step.container else None,
+        binds=binds,
         spec_line=spec_line,
     )
+
+
+def _binds(spec: Spec, name: str) -> tuple[Word, ...]:
+    """What step `name`'s container must see: the images under the scratch root, and the run directory
+    (its batch file, outcome files, pixel files, crops and, with ranged staging, headers and strips).
+    A container sees only its image, its runtime's default binds ($HOME, /tmp, the working directory)
+    and what it is given to bind; a cluster's scratch is none of those."""
+    if spec.steps[name].container is None:
+        return ()
+    return (Word.of(SCRATCH), Word.of(RUN_DIR))
+
+
+def bind_options(binds: tuple[Word, ...]) -> tuple[Word, ...]:
+    """`--bind DIR` for each directory: how a step script is told what its container must see."""
+    return tuple(word for directory in binds for word in (Word.of("--bind"), directory))
 
 
 ROWS_SCRIPT = "fetch_rows.sh"
@@ -380,10 +409,11 @@ def _ranged(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     source = Word.of(f"{remote}:", ObjectField("file"))
     staged = Word.of(RUN_DIR, IMAGE_DIR, ObjectField("file"))
     script = Word.of(Variable("SCRIPT_DIR"), "/", ROWS_SCRIPT)
-    headers = (script, Word.of("--headers"), Word.of(RUN_DIR, f"/tasks/{sync_in.name}.tsv"))
+    binds = bind_options(sync_in.binds)
+    headers = (script, *binds, Word.of("--headers"), Word.of(RUN_DIR, f"/tasks/{sync_in.name}.tsv"))
     rows_name = f"{sync_in.name}_rows"
     crop_batch = crop.step_command[-1]
-    rows_command = (script, Word.of("--rows"), Word.of(RUN_DIR, f"/tasks/{rows_name}.tsv"), crop_batch)
+    rows_command = (script, *binds, Word.of("--rows"), Word.of(RUN_DIR, f"/tasks/{rows_name}.tsv"), crop_batch)
     rows_depends = (Dependency("afterok", world_to_pixel.name),)
     rows = replace(
         sync_in, name=rows_name, depends_on=rows_depends, job_name=_renamed(sync_in.job_name, sync_in.name, rows_name),
@@ -434,7 +464,8 @@ def _ranged_scripts(spec: Spec) -> tuple[StepScript, ...]:
         return ()
     step = next(s for s in spec.steps.values() if s.action == "sync-in")
     return (StepScript(name=ROWS_SCRIPT, kind="fetch_rows", tool="rclone", modules=step.modules,
-                       launcher=(step.container.runtime, "run", step.container.image) if step.container else (),
+                       container=(step.container.runtime, "run") if step.container else (),
+                       image=step.container.image if step.container else "",
                        remotes=(_remote_settings(spec, remote),), hdu=spec.objects.hdu),)
 
 
@@ -518,7 +549,8 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
             kind=kind,
             tool=_TOOL_OF_KIND[kind],
             modules=step.modules,
-            launcher=(step.container.runtime, "run", step.container.image) if step.container else (),
+            container=(step.container.runtime, "run") if step.container else (),
+            image=step.container.image if step.container else "",
             remotes=tuple(dict.fromkeys(remotes)),
             hdu=spec.objects.hdu,
         ))

@@ -37,8 +37,10 @@ class Run:
         self.workdir = tmp_path / "cwd"
         self.workdir.mkdir(exist_ok=True)
         self.scratch = tmp_path / "scratch"
+        # The scratch here is under /tmp, which containers see by default, where a cluster's scratch is
+        # not: the site's containers do not bind /tmp, so only what the plan binds reaches the tools.
         self.env = state.env(s3.env(), MYSCRATCH=str(self.scratch), RCLONE_RETRIES="1",
-                             RCLONE_LOW_LEVEL_RETRIES="1", **extra)
+                             RCLONE_LOW_LEVEL_RETRIES="1", LTSFLOW_SHIM_NO_MOUNT="tmp", **extra)
         self.result: subprocess.CompletedProcess[str] | None = None
 
     def schedule(self, *inputs: str) -> subprocess.CompletedProcess[str]:

@@ -26,7 +26,7 @@ from typing import Any
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
 STATE_ENV = "LTSFLOW_SHIM_STATE"
 SHIM_TOOLS = ("sbatch", "scancel", "squeue", "sacct", "module", "singularity", "apptainer",
-              "drain")
+              "drain", "rclone")
 
 
 class ShimState:

@@ -15,10 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.chain import RA, DEC, Run, assert_crop_in_bucket, crop_key
+from compiler.build import build
+from tests.chain import RA, DEC, Run, assert_crop_in_bucket, crop_key, step_of
+from tests.plugins.build import DEFAULT_SPEC
 from tests.fitsimages import make_image, make_not_fits
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
+
+pytestmark = [pytest.mark.s3, pytest.mark.tools]
 
 
 @pytest.fixture
@@ -96,7 +100,7 @@ def test_many_objects_fetch_each_image_once_in_four_jobs_and_two_tool_runs_per_i
         key = crop_key(file, label, ra, dec)
         assert_crop_in_bucket(s3_server, key, source, run.run_dir / "xy" / f"{index}.xy", ra, dec, 20, tmp_path)
     calls = shim_state.calls("singularity")
-    assert [(c["argv"][c["argv"].index("run") + 2], c["image"]) for c in calls] == [
+    assert [(c["command"][0], c["image"]) for c in calls] == [
         ("sky2xy", "docker://curtinfop/wcstools"), ("sky2xy", "docker://curtinfop/wcstools"),
         ("astcrop", "docker://curtinfop/gnuastro"), ("astcrop", "docker://curtinfop/gnuastro")]
 
@@ -185,8 +189,52 @@ def test_credentials_never_reach_a_file_a_log_or_an_argv(scripts_dir: Path, shim
     assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
     jobs = run.drain()
     assert all(job["state"] == "COMPLETED" for job in jobs.values())
-    secrets = [s3_server.access_key, s3_server.secret_key]
+    secrets = {"RCLONE_CONFIG_CEPH_ACCESS_KEY_ID": s3_server.access_key,
+               "RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY": s3_server.secret_key}
     texts = {"stdout": run.result.stdout, "stderr": run.result.stderr, "calls": shim_state.calls_text()}
     for root in (run.run_dir, scripts_dir, run.workdir):
         texts.update({str(p): p.read_bytes().decode(errors="replace") for p in root.rglob("*") if p.is_file()})
-    assert [name for name, text in texts.items() if any(secret in text for secret in secrets)] == []
+    assert [name for name, text in texts.items() if any(secret in text for secret in secrets.values())] == []
+    # Every rclone call went through the recording shim (tests/shims/rclone): none had a secret in argv.
+    rclone_argv = [call["argv"] for call in shim_state.calls("rclone")]
+    assert {argv[0] for argv in rclone_argv} >= {"copy", "check"}
+    assert [argv for argv in rclone_argv if any(s in a for a in argv for s in secrets.values())] == []
+    # A job's exported environment holds a secret only under its own name, and only if the job uses the remote.
+    holders = {}
+    for job in shim_state.jobs():
+        exported = json.loads((shim_state.path / "jobs" / str(job["seq"]) / "environment").read_text())
+        holders[step_of(job)] = sorted(name for name, value in exported.items()
+                                       if any(s in value for s in secrets.values()))
+        assert all(exported[name] == secrets.get(name) for name in holders[step_of(job)]), step_of(job)
+    assert holders == {"sync_in": sorted(secrets), "world_to_pixel": [], "crop": [], "sync_out": sorted(secrets)}
+
+
+def test_the_tools_see_the_image_only_through_the_binds_the_plan_gives_their_container(
+        scripts_dir: Path, shim_state: ShimState, s3_server: S3Server, bucket: str, image: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image is under scratch, which a container does not see by default (Run turns off the /tmp
+    default bind: the tests' scratch stands for a cluster's /scratch). The default build binds scratch
+    and the run directory; a build whose plan binds nothing fails every object at its first tool."""
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
+    jobs = run.drain()
+    assert all(job["state"] == "COMPLETED" for job in jobs.values()), {n: run.log(j) for n, j in jobs.items()}
+    scratch = run.scratch / "lts-template" / "data"
+    calls = shim_state.calls("singularity")
+    assert [c["options"] for c in calls] == [["--bind", str(scratch), "--bind", str(run.run_dir)]] * 2
+    assert [c.get("unseen") for c in calls] == [None, None]
+
+    monkeypatch.setattr("compiler.plan._binds", lambda spec, name: ())
+    unbound = build(DEFAULT_SPEC, tmp_path / "unbound" / "out").graph
+    assert [job.binds for job in unbound.jobs] == [()] * 4
+    blind = ShimState(tmp_path / "blind-state")
+    run = Run(tmp_path / "unbound" / "out", blind, s3_server, tmp_path / "unbound")
+    assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0
+    jobs = run.drain()
+    assert [jobs[n]["state"] for n in ("sync_in", "world_to_pixel", "crop")] == ["COMPLETED"] * 3
+    assert (jobs["sync_out"]["state"], jobs["sync_out"]["exit_code"]) == ("FAILED", 7)
+    error = run.results()["results"][0]["error"]
+    assert (error["code"], error["step"]) == (7, "get_world_2_pix.sh")
+    assert "image.fits: No such file or directory" in error["message"]
+    assert [(c["command"][0], c["options"], c["unseen"]) for c in blind.calls("singularity")] == [
+        ("sky2xy", [], ["image.fits"])]

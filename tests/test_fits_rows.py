@@ -46,7 +46,7 @@ def render_driver(launcher: tuple[str, ...] = ()):
     context = {
         "graph": types.SimpleNamespace(exit_codes=EXIT_CODES),
         "name": "fits_rows_test.sh",
-        "script": types.SimpleNamespace(launcher=launcher, tool="rclone", modules=()),
+        "script": types.SimpleNamespace(launcher=launcher, container=(), image="", tool="rclone", modules=()),
     }
     return _render(environment, "fits_rows_test.sh", "fits_rows_test.sh.j2", context)
 

@@ -139,7 +139,8 @@ def test_a_per_object_step_is_one_job_running_every_task(graph: JobGraph) -> Non
         "--dependency=afterok:${JOB_world_to_pixel}",
     ]
     assert [flat(w) for w in crop.command] == [
-        "${SCRIPT_DIR}/crop_image_around_pixels.sh", "--batch", "${RUN_DIR}/tasks/crop.tsv",
+        "${SCRIPT_DIR}/crop_image_around_pixels.sh", "--bind", "${SCRATCH}", "--bind", "${RUN_DIR}",
+        "--batch", "${RUN_DIR}/tasks/crop.tsv",
     ]
     assert [flat(w) for w in crop.task_arguments] == [
         "${RUN_DIR}/failed/{index}", "${SCRATCH}/images/{file}", "${RUN_DIR}/out/{crop_key}", "${RUN_DIR}/xy/{index}.xy", "{label}", "20",
@@ -297,3 +298,29 @@ def test_ranged_staging_adds_a_rows_job_on_the_sync_in_partition_before_crop() -
     assert flat(jobs["crop"].options[-1]) == "--dependency=afterok:${JOB_sync_in_rows}"
     assert graph.file_lists == ()
     assert "fetch_rows.sh" in [s.name for s in graph.scripts]
+
+
+def test_a_containerized_step_binds_the_scratch_root_and_the_run_directory() -> None:
+    """Its image is under scratch and its files under the run directory; a container sees neither
+    unless bound. Steps without a container bind nothing."""
+    graph = graph_of(DEFAULT_TEXT)
+    assert {job.name: [flat(w) for w in job.binds] for job in graph.jobs} == {
+        "sync_in": [], "world_to_pixel": ["${SCRATCH}", "${RUN_DIR}"], "crop": ["${SCRATCH}", "${RUN_DIR}"],
+        "sync_out": []}
+    assert [flat(w) for w in graph.jobs[1].step_command[:5]] == [
+        "${SCRIPT_DIR}/get_world_2_pix.sh", "--bind", "${SCRATCH}", "--bind", "${RUN_DIR}"]
+    assert [flat(w) for w in graph.jobs[0].step_command][1] == "--skip-missing"
+    assert [(s.name, s.container, s.image) for s in graph.scripts] == [
+        ("crop_image_around_pixels.sh", ("singularity", "run"), "docker://curtinfop/gnuastro"),
+        ("get_world_2_pix.sh", ("singularity", "run"), "docker://curtinfop/wcstools"),
+        ("sync.sh", (), "")]
+    # A containerized sync-in binds as well, in every job its script runs as (ranged: headers, rows).
+    ranged = (ROOT / "fixtures" / "specs" / "ranged.yaml").read_text()
+    sync_in = ranged.index("    action: sync-in")
+    contained = ranged[:sync_in] + ranged[sync_in:].replace(  # both sync steps: they share sync.sh
+        "    partition: copyq\n", "    partition: copyq\n    container:\n      image: docker://rclone/rclone\n")
+    jobs = {job.name: job for job in graph_of(contained).jobs}
+    for name, script, mode in (("sync_in", "fetch_rows.sh", "--headers"), ("sync_in_rows", "fetch_rows.sh", "--rows"),
+                               ("sync_out", "sync.sh", "--results")):
+        assert [flat(w) for w in jobs[name].step_command[:6]] == [
+            f"${{SCRIPT_DIR}}/{script}", "--bind", "${SCRATCH}", "--bind", "${RUN_DIR}", mode]

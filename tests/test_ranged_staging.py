@@ -63,7 +63,7 @@ def test_ranged_crops_equal_full_fetch_crops(built_spec, shim_state: ShimState, 
     calls = len(shim_state.sbatch_calls())
     ranged, _ = run_chain(built_spec("ranged"), shim_state, s3_server, tmp_path, "ranged", objects)
     assert len(shim_state.sbatch_calls()) - calls == 5
-    tools = [c["argv"][c["argv"].index("run") + 2] for c in shim_state.calls("singularity")]
+    tools = [c["command"][0] for c in shim_state.calls("singularity")]
     # One sky2xy for the image; one astcrop per band of rows: rows 141-161 and 151-171 merge, as do
     # 70-90 and 76-96, so four bands.
     assert tools == ["sky2xy"] + ["astcrop"] * 4, tools

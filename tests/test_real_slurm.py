@@ -29,6 +29,8 @@ from tests.fitsimages import make_image
 from tests.s3server import S3Server
 from tests.slurmlib import FINAL_STATES, SlurmSetup
 
+pytestmark = [pytest.mark.s3, pytest.mark.slurm, pytest.mark.tools]
+
 EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, LTSFLOW_SHIM_MISSING, RCLONE_BWLIMIT, RCLONE_CONFIG]\n"
 
 
@@ -234,10 +236,10 @@ def test_schedule_cut_short_between_submissions_leaves_nothing_queued(slurm_mult
     wrapper = tmp_path / "wrapper"
     wrapper.mkdir()
     # On its third call, the wrapper fails as sbatch can, or sends TERM to schedule.sh (going up past
-    # the $(...) subshell, which runs schedule.sh too).
+    # the $(...) subshell, which runs schedule.sh too) and returns once schedule.sh has taken it.
     act = ('echo "sbatch: error: Batch job submission failed: Unable to contact slurm controller" >&2; exit 1'
            if interruption == "sbatch fails" else
-           'kill -TERM "$(top_schedule)"; sleep 1; exit 1')
+           'pid=$(top_schedule); kill -TERM "$pid"; taken "$pid" || exit 2; exit 1')
     (wrapper / "sbatch").write_text(f"""#!/bin/bash
 runs_it() {{ tr '\\0' ' ' <"/proc/$1/cmdline" | grep -q schedule.sh; }}
 parent_of() {{ awk '{{print $4}}' "/proc/$1/stat"; }}
@@ -246,6 +248,19 @@ top_schedule() {{
   until runs_it "$pid"; do pid=$(parent_of "$pid"); done
   while parent=$(parent_of "$pid") && runs_it "$parent"; do pid=$parent; done
   echo "$pid"
+}}
+# taken PID: wait (10 s at most) until TERM is no longer pending at PID: its handler has run.
+taken() {{
+  local key value pending i
+  for ((i = 0; i < 200; i++)); do
+    pending=0
+    while read -r key value; do
+      if [[ "$key" == SigPnd: || "$key" == ShdPnd: ]] && (( 0x$value & 0x4000 )); then pending=1; fi
+    done <"/proc/$1/status"
+    ((pending == 0)) && return 0
+    sleep 0.05
+  done
+  return 1
 }}
 n=$(( $(cat "$0.count" 2>/dev/null || echo 0) + 1 )); echo "$n" >"$0.count"
 if [ "$n" = 3 ]; then {act}; fi

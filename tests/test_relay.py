@@ -19,6 +19,8 @@ from tests.fitsimages import make_image
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
 
+pytestmark = [pytest.mark.s3, pytest.mark.tools]
+
 STEPS = ["sync_in", "world_to_pixel", "crop", "sync_out", "report"]
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -217,7 +216,6 @@ def test_second_server_starts_and_stop_leaves_no_process(s3_server, tmp_path):
         server.start(tmp_path / "s3")
         assert server.endpoint != s3_server.endpoint
         assert server.buckets() == []  # the readiness probe cleaned up after itself
-        assert 0 < server.startup_seconds < 60
         assert (server.access_key, server.secret_key) != (s3_server.access_key, s3_server.secret_key)
         # Credentials of one server are refused by the other.
         other_keys = {
@@ -235,11 +233,8 @@ def test_second_server_starts_and_stop_leaves_no_process(s3_server, tmp_path):
         port = int(server.endpoint.rsplit(":", 1)[1])
         grpc_ports = [p for name, p in server.ports.items() if name.endswith(".grpc")]
     finally:
-        t0 = time.monotonic()
-        server.stop()
-        stop_seconds = time.monotonic() - t0
+        server.stop()  # SIGTERM, then SIGKILL after a short grace: it returns once the group is gone
 
-    assert stop_seconds < 5  # SIGKILL after a short grace at worst
     assert not Path(f"/proc/{pid}").exists()
     in_group = []
     for d in Path("/proc").iterdir():

@@ -695,7 +695,7 @@ def test_concurrent_submissions_get_distinct_ids(work: Path, shim_state: ShimSta
 
 @pytest.mark.parametrize("tool", ["singularity", "apptainer"])
 def test_container_runs_the_host_tool_exactly(work: Path, shim_state: ShimState, tool: str):
-    result = shim_state.run(tool, "run", "-B", "/data:/data", "--bind=/x", "--cleanenv",
+    result = shim_state.run(tool, "run", "-B", f"{work}:{work}", f"--bind={work}", "--cleanenv",
                             "-e", "docker://curtinfop/wcstools", "printf", "<%s>", "a  b",
                             "$(id)", "", cwd=work)
     assert (result.returncode, result.stdout, result.stderr) == (0, "<a  b><$(id)><>", "")
@@ -738,3 +738,59 @@ def test_missing_tool_in_container(work: Path, shim_state: ShimState):
     assert shim_state.calls("singularity")[0]["missing"] is True
     ok = shim_state.run("singularity", "run", "docker://x/y", "true", env=env)
     assert ok.returncode == 0
+
+
+@pytest.mark.parametrize("tool", ["singularity", "apptainer"])
+def test_container_sees_only_bound_directories_and_its_default_binds(work: Path, shim_state: ShimState,
+                                                                      tmp_path: Path, tool: str):
+    data = tmp_path / "scratch" / "images"
+    data.mkdir(parents=True)
+    (data / "frame.fits").write_text("pixels\n")
+    (work / "image.fits").symlink_to(data / "frame.fits")
+    site = shim_state.env(LTSFLOW_SHIM_NO_MOUNT="tmp")  # the tests' scratch is under /tmp: as /scratch
+
+    def run(*args: str, env=site):
+        return shim_state.run(tool, "run", *args, cwd=work, env=env)
+
+    for argument in (str(data / "frame.fits"), "image.fits", f"--in={data}/frame.fits", f"@{data}/frame.fits"):
+        refused = run("docker://x/y", "cat", argument)
+        assert (refused.returncode, refused.stdout) == (1, ""), argument
+        assert refused.stderr.startswith(f"cat: {argument}: No such file or directory (not under a directory bound")
+        assert shim_state.calls(tool)[-1]["unseen"] == [argument]
+    seen = run("--bind", str(tmp_path / "scratch"), "docker://x/y", "cat", "image.fits", str(data / "frame.fits"))
+    assert (seen.returncode, seen.stdout) == (0, "pixels\npixels\n"), seen.stderr
+    assert run("-B", f"{data},{work}", "docker://x/y", "cat", "image.fits").returncode == 0
+    assert run("docker://x/y", "cat", "image.fits", env=site | {f"{tool.upper()}_BIND": str(data)}).returncode == 0
+    # The working directory, $HOME and (by default) /tmp are bound; the image has its own /usr, /etc ...
+    assert run("docker://x/y", "ls", "-d", ".", "/etc", "/usr/bin").returncode == 0
+    assert shim_state.run(tool, "run", "docker://x/y", "cat", "image.fits", cwd=work).returncode == 0
+    contained = shim_state.run(tool, "run", "--no-mount", "cwd", "docker://x/y", "cat", "image.fits", cwd=work,
+                               env=site | {"HOME": str(tmp_path)})
+    assert contained.returncode == 0  # $HOME holds it
+    assert run("--containall", "docker://x/y", "cat", "image.fits", env=site | {"HOME": str(tmp_path)}).returncode == 1
+    # A bind that cannot be made fails before the tool runs, as the runtime does.
+    gone = run("--bind", str(tmp_path / "nowhere"), "docker://x/y", "true")
+    assert (gone.returncode, gone.stderr.startswith("FATAL:   container creation failed: mount ")) == (255, True)
+    elsewhere = run("--bind", f"{data}:/data", "docker://x/y", "true")
+    assert (elsewhere.returncode, "at its own path only" in elsewhere.stderr) == (255, True)
+
+
+# --------------------------------------------------------------------------- rclone
+
+
+def test_rclone_records_its_argv_and_runs_the_real_one_exactly(work: Path, shim_state: ShimState):
+    real = work / "real"
+    real.mkdir()
+    script(real / "rclone", '#!/bin/bash\nfor a in "$@"; do printf "<%s>\\n" "$a"; done\necho err >&2\nexit 3\n')
+    env = shim_state.env()
+    shims_and_python = env["PATH"].split(os.pathsep)[:2]  # the shims, then the python3 they run with
+    env["PATH"] = os.pathsep.join([*shims_and_python, str(real)])
+    result = shim_state.run("rclone", "copy", "--files-from-raw", "a list", "--", "x:", "$(id)", env=env, cwd=work)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "<copy>\n<--files-from-raw>\n<a list>\n<-->\n"
+                                                                   "<x:>\n<$(id)>\n", "err\n")
+    (call,) = shim_state.calls("rclone")
+    assert (call["argv"], call["cwd"], call["executable"]) == (
+        ["copy", "--files-from-raw", "a list", "--", "x:", "$(id)"], str(work), str(real / "rclone"))
+    env["PATH"] = os.pathsep.join(shims_and_python)
+    missing = shim_state.run("rclone", "version", env=env, cwd=work)
+    assert (missing.returncode, missing.stderr) == (127, "rclone: command not found\n")

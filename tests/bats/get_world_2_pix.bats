@@ -29,6 +29,23 @@ setup() {
   shim_calls singularity | grep -q '"image": "docker://curtinfop/wcstools"'
 }
 
+@test "--bind DIR binds DIR into the container; without it, an image the container cannot see fails" {
+  # LTSFLOW_SHIM_NO_MOUNT=tmp: as on a cluster, the image's directory is not one of the default binds.
+  LTSFLOW_SHIM_NO_MOUNT=tmp run -7 "${SCRIPT}" "${IMAGES}/image.fits" 150.001 2.0005 xy.txt
+  [[ "${output}" == *"image.fits: No such file or directory"* && ! -e xy.txt ]]
+  LTSFLOW_SHIM_NO_MOUNT=tmp run -0 "${SCRIPT}" --bind "${IMAGES}" --bind "${PWD}" "${IMAGES}/image.fits" 150.001 \
+    2.0005 xy.txt
+  shim_calls singularity | tail -1 | grep -qF "\"options\": [\"--bind\", \"${IMAGES}\", \"--bind\", \"${PWD}\"]"
+}
+
+@test "a directory to bind that is relative or holds \",\" or \":\" is refused with exit 2" {
+  for directory in relative "${PWD}/a,b" "${PWD}/a:b"; do
+    run -2 "${SCRIPT}" --bind "${directory}" "${IMAGES}/image.fits" 150.001 2.0005 xy.txt
+    [[ "${output}" == *"a directory to bind is an absolute path without"* ]]
+  done
+  run -2 "${SCRIPT}" --bind
+}
+
 @test "sexagesimal RA (hours) and Dec give the same pixel as decimal degrees" {
   run -0 "${SCRIPT}" "${IMAGES}/image.fits" 150.0 2.0 decimal.txt
   run -0 "${SCRIPT}" "${IMAGES}/image.fits" 10:00:00 +02:00:00 sexagesimal.txt

@@ -13,7 +13,8 @@ to 108 bytes), removed at the end unless LTSFLOW_KEEP_SLURM=1.
 A setup that fails to start is tried once more in a fresh directory (a warning
 says so); failing again, it is an error of every test that asks for it, with the
 daemons' log tails in the message.  Nothing is ever skipped.  Tests using these
-fixtures get the ``slurm`` marker automatically (``-m "not slurm"`` leaves them out).
+fixtures must carry the ``slurm`` marker (tests/conftest.py refuses to run them
+without it), so that ``-m "not slurm"`` leaves them out.
 """
 
 from __future__ import annotations
@@ -104,12 +105,6 @@ def slurm_federation(slurm_base_dir):
 def slurm_multicluster(slurm_base_dir):
     """Clusters "zeus" and "magnus" registered in one slurmdbd, not federated."""
     yield from _setup("plain", slurm_base_dir, "m")
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if set(getattr(item, "fixturenames", ())) & set(SLURM_FIXTURES):
-            item.add_marker(pytest.mark.slurm)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,7 +1,7 @@
 """Shared code of the fake Slurm/container shims used by the ltsflow tests (stdlib only).
 
 The executables beside this file (sbatch, scancel, squeue, sacct, drain, module,
-singularity, apptainer) are thin wrappers around the ``*_main`` functions here. Each
+singularity, apptainer, rclone) are thin wrappers around the ``*_main`` functions here. Each
 executable documents the subset of its real counterpart that it supports.
 
 State lives in the directory named by ``LTSFLOW_SHIM_STATE`` (required):
@@ -34,6 +34,8 @@ Environment knobs (all optional except LTSFLOW_SHIM_STATE):
                                      --kill-on-invalid-dep=yes|no wins over it
     LTSFLOW_SHIM_MISSING             "tool1,tool2": singularity/apptainer behave as if the
                                      container lacks these executables
+    LTSFLOW_SHIM_NO_MOUNT            "tmp[,home,cwd]": default binds this site's singularity.conf
+                                     turns off ("mount tmp = no", ...), as --no-mount does for a call
 """
 
 from __future__ import annotations
@@ -1473,6 +1475,75 @@ def path_without_shims(path: str) -> str:
     return os.pathsep.join(keep)
 
 
+DEFAULT_MOUNTS = ("home", "tmp", "cwd")
+"""The default binds a container path can be reached through (Singularity CE and Apptainer, default
+singularity.conf): $HOME, /tmp and /var/tmp, and the working directory. /dev, /proc, /sys and a few
+files of /etc are bound too, and the image has its own root filesystem: IMAGE_OWN stands for both."""
+IMAGE_OWN = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/proc",
+             "/run", "/sbin", "/srv", "/sys", "/usr")
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def visible_directories(tool: str, values: dict[str, list[str]], options: list[str],
+                        cwd: str) -> tuple[list[str], str | None]:
+    """The host directories a container sees at their own paths, and the error when a bind is refused.
+
+    A bind is SRC[:DEST[:OPTS]], several joined by ","; from -B/--bind, then $SINGULARITY_BIND /
+    $APPTAINER_BIND (and the older *_BINDPATH). This shim binds only at the same path (DEST = SRC)."""
+    specs = [spec for value in values.get("-B", []) + values.get("--bind", []) for spec in value.split(",")]
+    prefix = tool.upper()
+    for name in (f"{prefix}_BIND", f"{prefix}_BINDPATH"):
+        specs += [spec for spec in os.environ.get(name, "").split(",") if spec]
+    visible = []
+    for spec in specs:
+        source, _, rest = spec.partition(":")
+        destination = rest.partition(":")[0] or source
+        if os.path.realpath(destination) != os.path.realpath(source):
+            return [], (f"FATAL:   the ltsflow {tool} shim binds a directory at its own path only, not"
+                        f" {source} at {destination}")
+        if not os.path.exists(source):
+            return [], (f"FATAL:   container creation failed: mount {source}->{destination} error: while"
+                        f" mounting {source}: mount source {source} doesn't exist")
+        visible.append(os.path.realpath(source))
+    off = {m.strip() for m in os.environ.get("LTSFLOW_SHIM_NO_MOUNT", "").split(",")}
+    off |= {m.strip() for value in values.get("--no-mount", []) for m in value.split(",")}
+    if any(opt in options for opt in ("-c", "--contain", "-C", "--containall")):
+        off |= set(DEFAULT_MOUNTS)
+    if "--no-home" in options:
+        off.add("home")
+    if "home" not in off and os.environ.get("HOME"):
+        visible.append(os.path.realpath(os.environ["HOME"]))
+    if "tmp" not in off:
+        visible += ["/tmp", "/var/tmp"]
+    if "cwd" not in off:
+        visible.append(os.path.realpath(cwd))
+    return visible + list(IMAGE_OWN), None
+
+
+def unseen_paths(command: list[str], cwd: str, visible: list[str]) -> list[str]:
+    """The arguments after the tool that name a host path the container cannot see.
+
+    An argument (or the value of --opt=VALUE, or the file of @FILE) is taken as a path when it is
+    absolute, holds a "/", or names something in the working directory; it is seen when, with every
+    symlink resolved as on the host, it lies in a visible directory. A symlink into a directory that
+    is not bound is not seen: inside a container it points at nothing."""
+    unseen = []
+    for argument in command[1:]:
+        candidate = argument.partition("=")[2] if argument.startswith("-") else argument.removeprefix("@")
+        if not candidate:
+            continue
+        joined = os.path.join(cwd, candidate)
+        if not (candidate.startswith("/") or "/" in candidate or os.path.lexists(joined)):
+            continue
+        resolved = os.path.realpath(joined)
+        if not any(_within(resolved, directory) for directory in visible):
+            unseen.append(argument)
+    return unseen
+
+
 def container_main(tool: str) -> int:
     import shutil
     argv = sys.argv[1:]
@@ -1537,6 +1608,10 @@ def container_main(tool: str) -> int:
     if not command:
         return finish(255, f"FATAL:   the ltsflow {tool} shim needs a command after the image"
                            " (it cannot run an image's default runscript)")
+    visible, refused = visible_directories(tool, values, options, cwd)
+    if refused:
+        return finish(255, refused)
+    record["visible"] = visible
     program = command[0]
     missing = {m.strip() for m in os.environ.get("LTSFLOW_SHIM_MISSING", "").split(",")}
     host_path = path_without_shims(os.environ.get("PATH", ""))
@@ -1574,6 +1649,12 @@ def container_main(tool: str) -> int:
     env[f"{marker}_NAME"] = os.path.basename(image.split("://")[-1])
     workdir = os.path.join(cwd, values.get("--pwd", [cwd])[-1])
     record["executable"] = found
+    unseen = unseen_paths(command, cwd, visible)
+    if unseen:
+        record["unseen"] = unseen
+        return finish(1, "\n".join(f"{program}: {path}: No such file or directory (not under a directory"
+                                    f" bound into the container: {', '.join(visible[:-len(IMAGE_OWN)])})"
+                                    for path in unseen))
     record["rc"] = None  # the exec'd tool's own status is the shim's status
     with store.locked(write=False):
         store.append_call(record)
@@ -1583,4 +1664,24 @@ def container_main(tool: str) -> int:
     except OSError as exc:
         sys.stderr.write(f"FATAL:   {program}: {exc.strerror}\n")
         return 255
+    return 0  # not reached
+
+
+# --------------------------------------------------------------------------- recorded tools
+
+
+def passthrough_main(tool: str) -> int:
+    """Record argv and cwd of a call of the real `tool`, then exec it (first on PATH past the shims)."""
+    import shutil
+    argv = sys.argv[1:]
+    store = Store(state_root(tool))
+    found = shutil.which(tool, path=path_without_shims(os.environ.get("PATH", "")))
+    record: dict[str, Any] = {"tool": tool, "argv": argv, "cwd": current_dir(), "executable": found,
+                              "rc": None if found else 127}
+    with store.locked(write=False):
+        store.append_call(record)
+    if found is None:
+        sys.stderr.write(f"{tool}: command not found\n")
+        return 127
+    os.execv(found, [tool, *argv])
     return 0  # not reached

@@ -154,7 +154,10 @@ restart_ctld() {
   if [ -n "$pid" ] && pid_alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = slurmctld ]; then
     kill -TERM "$pid"
     for ((i = 0; i < 100; i++)); do pid_alive "$pid" || break; sleep 0.1; done
-    if pid_alive "$pid"; then kill -KILL "$pid"; sleep 0.2; fi
+    if pid_alive "$pid"; then
+      kill -KILL "$pid"
+      for ((i = 0; i < 50; i++)); do pid_alive "$pid" || break; sleep 0.1; done
+    fi
   fi
   slurmctld -f "$conf" -i
   wait_for 300 ctld_ok "$conf"
