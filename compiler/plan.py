@@ -183,6 +183,42 @@ class StepScript:
 
 
 @dataclass(frozen=True)
+class SubmitRetry:
+    """How schedule.sh retries an sbatch that failed on the way to or from slurmctld."""
+
+    attempts: int
+    """sbatch calls at most, for one job (each after a look-up that finds no job of its name)."""
+    delay: int
+    """Seconds before the first retry; each wait doubles it, up to `longest`."""
+    longest: int
+    transient: tuple[str, ...]
+    """What sbatch says when slurmctld (or slurmdbd, with --clusters) could not be reached or did not
+    answer in time: the job may or may not have been queued. Any other failure is final."""
+
+
+SUBMIT_RETRY = SubmitRetry(
+    attempts=5, delay=4, longest=30,
+    transient=(
+        "Unable to contact slurm controller",
+        "Socket timed out on send/recv operation",
+        "Zero Bytes were transmitted or received",
+        "Communication connection failure",
+        "Message receive failure",
+        "Message send failure",
+        "Connection refused",
+        "Connection reset by peer",
+        "Resource temporarily unavailable",
+        "Slurm temporarily unable to accept job",
+        "backup controller in standby mode",
+        "Problem talking to database",
+        # with --clusters, while the cluster's slurmctld is down (slurmdbd has no address for it)
+        "can't be reached now",
+    ),
+)
+"""At most 5 sbatch calls, 4 + 8 + 16 + 30 s apart (about a minute, plus sbatch's own waits)."""
+
+
+@dataclass(frozen=True)
 class JobGraph:
     workflow: str
     description: str | None
@@ -207,6 +243,7 @@ class JobGraph:
     """Every script the build writes: a relay run copies them into its run directory."""
     file_lists: tuple[FileList, ...]
     exit_codes: tuple[ExitCode, ...]
+    submit_retry: SubmitRetry = SUBMIT_RETRY
 
     def children_of(self, name: str) -> tuple[Job, ...]:
         """The jobs that wait for job `name`."""
