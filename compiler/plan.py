@@ -166,6 +166,8 @@ class RemoteSettings:
     prefix: str
     settings: tuple[tuple[str, str], ...]
     credentials: tuple[str, ...]
+    limits: tuple[tuple[str, str], ...] = ()
+    """rclone's global time-outs and retries for this remote: (RCLONE_ variable suffix, value)."""
 
 
 @dataclass(frozen=True)
@@ -534,7 +536,9 @@ def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
         settings.append(("PROVIDER", remote.provider))
     if remote.endpoint is not None:
         settings.append(("ENDPOINT", remote.endpoint))
-    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials))
+    limits = (("CONTIMEOUT", f"{remote.connect_timeout}s"), ("TIMEOUT", f"{remote.io_timeout}s"),
+              ("RETRIES", str(remote.retries)), ("LOW_LEVEL_RETRIES", str(remote.low_level_retries)))
+    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials), limits)
 
 
 def _scripts(spec: Spec) -> tuple[StepScript, ...]:
