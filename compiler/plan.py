@@ -169,6 +169,9 @@ class RemoteSettings:
     credentials: tuple[str, ...]
     limits: tuple[tuple[str, str], ...] = ()
     """rclone's global time-outs and retries for this remote: (RCLONE_ variable suffix, value)."""
+    uploads: tuple[tuple[str, str], ...] = ()
+    """(variable, value) set for an upload to this remote: every file below 5 GiB, S3's limit for one
+    PutObject, goes up in one request, so a killed upload leaves no unfinished multipart upload."""
 
 
 @dataclass(frozen=True)
@@ -529,6 +532,10 @@ def job_id_variable(step: str) -> Variable:
     return Variable(f"JOB_{step}")
 
 
+SINGLE_PUT_LIMIT = "5G"
+"""The largest object S3 takes in one PutObject (5 GiB), and rclone's largest --s3-upload-cutoff."""
+
+
 def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
     remote = spec.remotes[name]
     prefix = remote_prefix(name)
@@ -539,7 +546,11 @@ def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
         settings.append(("ENDPOINT", remote.endpoint))
     limits = (("CONTIMEOUT", f"{remote.connect_timeout}s"), ("TIMEOUT", f"{remote.io_timeout}s"),
               ("RETRIES", str(remote.retries)), ("LOW_LEVEL_RETRIES", str(remote.low_level_retries)))
-    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials), limits)
+    # rclone uploads in parts from --s3-upload-cutoff (200 MiB), and from --multi-thread-cutoff (256 MiB) as well.
+    uploads = ((f"{prefix}_UPLOAD_CUTOFF", SINGLE_PUT_LIMIT), ("RCLONE_MULTI_THREAD_CUTOFF", SINGLE_PUT_LIMIT)) \
+        if remote.type == "s3" else ()
+    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials), limits,
+                          uploads)
 
 
 def _scripts(spec: Spec) -> tuple[StepScript, ...]:

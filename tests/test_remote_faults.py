@@ -8,6 +8,7 @@ hands them to rclone as RCLONE_* variables, never in argv.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -94,3 +95,79 @@ def test_the_s3_server_killed_during_sync_in_fails_it_with_the_default_limits(
     assert process.returncode == 7, stderr
     assert f"rclone copy failed (rclone exit" in stderr
     assert f"with remote ceph at {server.endpoint}: 2 tries, each request 2 times, with 10s to connect and 30s" in stderr
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+def descendant_named(pid: int, name: str) -> int | None:
+    for child in children(pid):
+        try:
+            if (Path("/proc") / str(child) / "comm").read_text().strip() == name:
+                return child
+        except OSError:
+            continue
+        found = descendant_named(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def bytes_written(pid: int) -> int:
+    """What the process has written so far (its uploads go out through write(2) on a socket)."""
+    try:
+        fields = dict(line.split(": ") for line in (Path("/proc") / str(pid) / "io").read_text().splitlines())
+    except OSError:
+        return 0
+    return int(fields["wchar"])
+
+
+def test_an_upload_killed_half_way_leaves_no_multipart_upload(scripts_dir: Path, shim_state: ShimState,
+                                                              s3_server: S3Server, s3_bucket: str,
+                                                              tmp_path: Path) -> None:
+    # 260 MiB is above rclone's upload and multi-thread cut-offs (200 and 256 MiB): by default a
+    # multipart upload, which a killed rclone cannot abort.
+    out = tmp_path / "out"
+    (out / s3_bucket).mkdir(parents=True)
+    with (out / s3_bucket / "big_crop.fits").open("wb") as fh:
+        for _ in range(260):
+            fh.write(os.urandom(1 << 20))
+    (tmp_path / "list").write_text(f"{s3_bucket}/big_crop.fits\n")
+    env = shim_state.env(s3_server.env(env_extra={"RCLONE_BWLIMIT": "20M"}))
+    process = subprocess.Popen(["bash", str(scripts_dir / "sync.sh"), str(out), "ceph:", str(tmp_path / "list")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        rclone: list[int] = []
+
+        def uploading() -> bool:
+            if process.poll() is not None:
+                return True
+            if rclone and not Path(f"/proc/{rclone[0]}").exists():
+                rclone.clear()
+            if not rclone:
+                found = descendant_named(process.pid, "rclone")
+                if found is None:
+                    return False
+                rclone.append(found)
+            return bytes_written(rclone[0]) > 40 << 20
+
+        wait_for(uploading, "uploading 40 MiB")
+        assert process.poll() is None, process.communicate()
+        os.kill(rclone[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 7, stderr
+    assert "rclone copy failed (rclone exit" in stderr
+    uploads = s3_server.rclone("backend", "list-multipart-uploads", f"ceph:{s3_bucket}").stdout
+    assert json.loads(uploads) == {s3_bucket: []}, uploads
+    assert s3_server.list_objects(s3_bucket) == {}
