@@ -86,6 +86,7 @@ EXIT_CODES = (
     ExitCode("TOOL_FAILED", 7, "a tool failed (a transfer failed or was incomplete, a tool crashed)"),
     ExitCode("SUBMIT_FAILED", 8, "a submission failed; every job already submitted was cancelled"),
     ExitCode("SOME_FAILED", 9, "a run finished with failures: some objects or jobs failed (see its results.json)"),
+    ExitCode("SCRATCH_FAILED", 10, "scratch could not be written (read-only, full or not permitted): nothing was submitted"),
 )
 
 # ----------------------------------------------------------------- the graph
@@ -170,6 +171,11 @@ class RemoteSettings:
     prefix: str
     settings: tuple[tuple[str, str], ...]
     credentials: tuple[str, ...]
+    limits: tuple[tuple[str, str], ...] = ()
+    """rclone's global time-outs and retries for this remote: (RCLONE_ variable suffix, value)."""
+    uploads: tuple[tuple[str, str], ...] = ()
+    """(variable, value) set for an upload to this remote: every file below 5 GiB, S3's limit for one
+    PutObject, goes up in one request, so a killed upload leaves no unfinished multipart upload."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,42 @@ class StepScript:
     def launcher(self) -> tuple[str, ...]:
         """The container command the tool runs under, without binds (empty: the tool runs from PATH)."""
         return (*self.container, self.image) if self.container else ()
+
+
+@dataclass(frozen=True)
+class SubmitRetry:
+    """How schedule.sh retries an sbatch that failed on the way to or from slurmctld."""
+
+    attempts: int
+    """sbatch calls at most, for one job (each after a look-up that finds no job of its name)."""
+    delay: int
+    """Seconds before the first retry; each wait doubles it, up to `longest`."""
+    longest: int
+    transient: tuple[str, ...]
+    """What sbatch says when slurmctld (or slurmdbd, with --clusters) could not be reached or did not
+    answer in time: the job may or may not have been queued. Any other failure is final."""
+
+
+SUBMIT_RETRY = SubmitRetry(
+    attempts=5, delay=4, longest=30,
+    transient=(
+        "Unable to contact slurm controller",
+        "Socket timed out on send/recv operation",
+        "Zero Bytes were transmitted or received",
+        "Communication connection failure",
+        "Message receive failure",
+        "Message send failure",
+        "Connection refused",
+        "Connection reset by peer",
+        "Resource temporarily unavailable",
+        "Slurm temporarily unable to accept job",
+        "backup controller in standby mode",
+        "Problem talking to database",
+        # with --clusters, while the cluster's slurmctld is down (slurmdbd has no address for it)
+        "can't be reached now",
+    ),
+)
+"""At most 5 sbatch calls, 4 + 8 + 16 + 30 s apart (about a minute, plus sbatch's own waits)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +261,7 @@ class JobGraph:
     """Every script the build writes: a relay run copies them into its run directory."""
     file_lists: tuple[FileList, ...]
     exit_codes: tuple[ExitCode, ...]
+    submit_retry: SubmitRetry = SUBMIT_RETRY
 
     def children_of(self, name: str) -> tuple[Job, ...]:
         """The jobs that wait for job `name`."""
@@ -520,6 +563,10 @@ def job_id_variable(step: str) -> Variable:
     return Variable(f"JOB_{step}")
 
 
+SINGLE_PUT_LIMIT = "5G"
+"""The largest object S3 takes in one PutObject (5 GiB), and rclone's largest --s3-upload-cutoff."""
+
+
 def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
     remote = spec.remotes[name]
     prefix = remote_prefix(name)
@@ -528,7 +575,13 @@ def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
         settings.append(("PROVIDER", remote.provider))
     if remote.endpoint is not None:
         settings.append(("ENDPOINT", remote.endpoint))
-    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials))
+    limits = (("CONTIMEOUT", f"{remote.connect_timeout}s"), ("TIMEOUT", f"{remote.io_timeout}s"),
+              ("RETRIES", str(remote.retries)), ("LOW_LEVEL_RETRIES", str(remote.low_level_retries)))
+    # rclone uploads in parts from --s3-upload-cutoff (200 MiB), and from --multi-thread-cutoff (256 MiB) as well.
+    uploads = ((f"{prefix}_UPLOAD_CUTOFF", SINGLE_PUT_LIMIT), ("RCLONE_MULTI_THREAD_CUTOFF", SINGLE_PUT_LIMIT)) \
+        if remote.type == "s3" else ()
+    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials), limits,
+                          uploads)
 
 
 def _scripts(spec: Spec) -> tuple[StepScript, ...]:

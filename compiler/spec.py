@@ -141,6 +141,24 @@ class Remote(_Model):
         "values come from RCLONE_CONFIG_<NAME>_<OPTION> in the submitting environment and "
         "reach jobs by name only.",
     )
+    connect_timeout: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=10,
+        description="Seconds rclone waits to connect to the endpoint (`--contimeout`, set as RCLONE_CONTIMEOUT).",
+    )
+    io_timeout: Annotated[int, Field(ge=1, le=86400)] = Field(
+        default=30,
+        description="Seconds rclone waits for an answer or more data on a connection (`--timeout`, set as "
+        "RCLONE_TIMEOUT).",
+    )
+    retries: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=2,
+        description="Times rclone tries the whole transfer (`--retries`, set as RCLONE_RETRIES).",
+    )
+    low_level_retries: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=2,
+        description="Times rclone tries each request in one try of the transfer (`--low-level-retries`, set as "
+        "RCLONE_LOW_LEVEL_RETRIES).",
+    )
 
 
 class Cluster(_Model):

@@ -201,7 +201,7 @@ def test_scratch_and_file_lists(graph: JobGraph) -> None:
     assert [flat(w) for w in graph.jobs[-1].command] == [
         "${SCRIPT_DIR}/sync.sh", "--results", "${RUN_DIR}", "${RUN_DIR}/out", "ceph:"]
     assert graph.exit_codes == EXIT_CODES
-    assert [e.code for e in graph.exit_codes] == list(range(10))
+    assert [e.code for e in graph.exit_codes] == list(range(11))
 
 
 def test_crops_go_beside_their_image_unless_the_spec_says_where() -> None:

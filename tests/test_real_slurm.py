@@ -263,11 +263,12 @@ taken() {{
   return 1
 }}
 n=$(( $(cat "$0.count" 2>/dev/null || echo 0) + 1 )); echo "$n" >"$0.count"
-if [ "$n" = 3 ]; then {act}; fi
+if [ "$n" -ge 3 ]; then {act}; fi
 exec /usr/bin/sbatch "$@"
 """)
     (wrapper / "sbatch").chmod(0o755)
-    env = {**run.env, "PATH": f"{wrapper}{os.pathsep}{run.env['PATH']}"}
+    # "Unable to contact" is retried (after a look-up by name finds nothing): every try fails here
+    env = {**run.env, "PATH": f"{wrapper}{os.pathsep}{run.env['PATH']}", "LTSFLOW_SUBMIT_DELAY": "0"}
     result = run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC), env=env)
     assert result.returncode in (8, 128 + signal.SIGTERM), result.stderr
     rows = (run.workdir.parent / "scratch").rglob("jobs.tsv")
@@ -276,3 +277,70 @@ exec /usr/bin/sbatch "$@"
     states = slurm_multicluster.wait_for_jobs(*submitted, timeout=60)
     assert set(states.values()) == {"CANCELLED"}, (states, result.stderr)
     assert "lts-template" not in slurm_multicluster.run("squeue", "--clusters=all", "--noheader", check=False).stdout
+
+
+def _wait_until(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout} s")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("fault", ["stopped and restarted", "paused"])
+def test_slurmctld_that_goes_away_during_a_submission_gets_each_job_once(slurm_multicluster: SlurmSetup,
+                                                                         s3_server: S3Server, bucket: str,
+                                                                         tmp_path: Path, fault: str) -> None:
+    """magnus' slurmctld is stopped (sbatch -M: "'magnus' can't be reached now", nothing queued) or
+    paused (sbatch: "Socket timed out", and the job is queued once slurmctld resumes) while schedule.sh
+    submits. schedule.sh waits, looks the job up by name, submits again only if it finds none, and
+    the run completes with one job per step."""
+    run = RealRun(slurm_multicluster, s3_server, "single-cluster", tmp_path, LTSFLOW_SUBMIT_DELAY="1",
+                  LTSFLOW_SUBMIT_ATTEMPTS="12")
+    conf = slurm_multicluster.conf_for("magnus")
+    pid_file = conf.parent / "slurmctld.pid"
+    pid = int(pid_file.read_text().split()[0])
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "slurmctld"
+    ping = lambda: "is UP" in slurm_multicluster.run("scontrol", "ping", cluster="magnus", check=False).stdout  # noqa: E731
+    errors = tmp_path / "schedule.err"
+    message = run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)
+    if fault == "paused":
+        os.kill(pid, signal.SIGSTOP)
+    else:
+        os.kill(pid, signal.SIGTERM)
+        _wait_until(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3],
+                    "slurmctld stopped")
+    try:
+        with errors.open("w") as stderr:
+            process = subprocess.Popen(["bash", str(run.scripts / "schedule.sh"), message], cwd=run.workdir,
+                                       env=run.env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            # a stopped slurmctld has left slurmdbd without its address
+            expected = "Socket timed out" if fault == "paused" else "'magnus' can't be reached now"
+            _wait_until(lambda: "looking for job" in errors.read_text() or process.poll() is not None,
+                        "retrying")
+            assert expected in errors.read_text(), errors.read_text()
+    finally:
+        if fault == "paused":
+            os.kill(pid, signal.SIGCONT)
+        else:
+            subprocess.run(["slurmctld", "-f", str(conf), "-i"], env=slurm_multicluster.environ("magnus"),
+                           check=True, timeout=60)
+        _wait_until(ping, "slurmctld answering")
+    stdout, _ = process.communicate(timeout=300)
+    run.result = subprocess.CompletedProcess(process.args, process.returncode, stdout, errors.read_text())
+    assert process.returncode == 0, run.result.stderr
+    if fault == "paused":
+        assert "but slurmctld had queued it" in run.result.stderr
+    states = run.wait([*STEPS, "report"])
+    assert states == dict.fromkeys([*STEPS, "report"], "COMPLETED"), run.logs()
+    ours: list[str] = []
+
+    def accounted() -> bool:
+        names = slurm_multicluster.run("sacct", "--clusters=magnus", "--allocations", "--noheader", "--parsable2",
+                                       "--starttime=now-1hours", "--format=JobName").stdout.split()
+        ours[:] = [name for name in names if name.endswith(run.run_dir.name)]
+        return len(ours) >= len(STEPS) + 1
+
+    # slurmdbd records jobs in the order slurmctld sent them: a duplicate would come before the report
+    _wait_until(accounted, "every job in accounting", timeout=60)
+    assert len(ours) == len(set(ours)) == len(STEPS) + 1, ours

@@ -78,19 +78,84 @@ def test_submits_the_chain_with_each_job_waiting_for_the_one_before(scripts_dir:
     assert sorted(p.name for p in workdir.iterdir()) == ["message.json"]
 
 
+def assert_one_job_per_step(state: ShimState) -> None:
+    names = [j["name"] for j in state.jobs()]
+    assert len(names) == len(STEPS) == len(set(names)), names
+    assert [j["state"] for j in state.jobs()] == ["PENDING"] * len(STEPS)
+
+
 @pytest.mark.parametrize("position", [1, 2, 3, 4])
-@pytest.mark.parametrize("fault", ["LTSFLOW_SHIM_SBATCH_FAIL_AT", "LTSFLOW_SHIM_SBATCH_TIMEOUT_AT"])
-def test_a_failed_submission_at_any_position_leaves_nothing_queued(scripts_dir: Path, shim_state: ShimState,
-                                                                   workdir: Path, position: int, fault: str) -> None:
+def test_sbatch_that_could_not_reach_slurmctld_is_retried(scripts_dir: Path, shim_state: ShimState,
+                                                           workdir: Path, position: int) -> None:
     message = write_message(workdir, file=IMAGE, ra="0.1", dec="0.25")
-    result = schedule(scripts_dir, shim_state, workdir, message, **{fault: str(position)})
+    result = schedule(scripts_dir, shim_state, workdir, message, LTSFLOW_SHIM_SBATCH_FAIL_AT=str(position),
+                      LTSFLOW_SUBMIT_DELAY="0")
+    assert result.returncode == 0, result.stderr
+    assert "Unable to contact slurm controller" in result.stderr
+    assert f"sbatch failed for step {STEPS[position - 1]} on cluster" in result.stderr
+    # nothing was queued by the failed call: the look-up finds no job of its name, and sbatch runs again
+    assert len(shim_state.sbatch_calls()) == len(STEPS) + 1
+    assert_one_job_per_step(shim_state)
+    lookups = [c["argv"] for c in shim_state.calls("squeue")]
+    assert len(lookups) == 1 and f"--name={shim_state.jobs()[position - 1]['name']}" in lookups[0]
+
+
+@pytest.mark.parametrize("position", [1, 2, 3, 4])
+def test_sbatch_that_timed_out_after_queueing_is_not_submitted_twice(scripts_dir: Path, shim_state: ShimState,
+                                                                     workdir: Path, position: int) -> None:
+    message = write_message(workdir, file=IMAGE, ra="0.1", dec="0.25")
+    result = schedule(scripts_dir, shim_state, workdir, message, LTSFLOW_SHIM_SBATCH_TIMEOUT_AT=str(position),
+                      LTSFLOW_SUBMIT_DELAY="0")
+    assert result.returncode == 0, result.stderr
+    assert "Socket timed out" in result.stderr
+    assert len(shim_state.sbatch_calls()) == len(STEPS)
+    assert_one_job_per_step(shim_state)
+    run_dir = Path(result.stdout.strip())
+    rows = [line.split("\t") for line in (run_dir / "jobs.tsv").read_text().splitlines()[1:]]
+    assert [int(r[2]) for r in rows] == [j["id"] for j in shim_state.jobs()]
+    # the dependants wait for the job that was queued
+    assert shim_state.jobs()[-1]["dependency"] == f"afterok:{shim_state.jobs()[-2]['id']}"
+
+
+@pytest.mark.parametrize("position", [1, 2, 3, 4])
+def test_a_submission_that_keeps_failing_leaves_nothing_queued(scripts_dir: Path, shim_state: ShimState,
+                                                               workdir: Path, position: int) -> None:
+    # sbatch fails on every attempt for one step: a time-out (queued) is looked up and found, so
+    # only "could not contact" failures can keep a step from being submitted
+    message = write_message(workdir, file=IMAGE, ra="0.1", dec="0.25")
+    failing = ",".join(str(position + n) for n in range(3))
+    result = schedule(scripts_dir, shim_state, workdir, message, LTSFLOW_SHIM_SBATCH_FAIL_AT=failing,
+                      LTSFLOW_SUBMIT_DELAY="0", LTSFLOW_SUBMIT_ATTEMPTS="3")
     assert result.returncode == 8, result.stderr
-    assert f"sbatch failed for step {STEPS[position - 1]}" in result.stderr
-    assert len(shim_state.sbatch_calls()) == position
+    assert f"sbatch failed for step {STEPS[position - 1]} on cluster" in result.stderr
+    assert "3 times" in result.stderr
+    assert len(shim_state.sbatch_calls()) == position + 2
     assert shim_state.queued() == []
-    cancelled = [j for j in shim_state.jobs() if j["state"] == "CANCELLED"]
-    queued_by_fault = 1 if fault.endswith("TIMEOUT_AT") else 0
-    assert len(cancelled) == position - 1 + queued_by_fault
+    assert [j["state"] for j in shim_state.jobs()] == ["CANCELLED"] * (position - 1)
+
+
+def test_a_failure_that_is_not_transient_is_not_retried(scripts_dir: Path, shim_state: ShimState,
+                                                        workdir: Path) -> None:
+    message = write_message(workdir, file=IMAGE, ra="0.1", dec="0.25")
+    result = schedule(scripts_dir, shim_state, workdir, message, LTSFLOW_SHIM_PARTITIONS="zeus:copyq,magnus:workq",
+                      LTSFLOW_SUBMIT_DELAY="0")
+    assert result.returncode == 8, result.stderr
+    assert "Invalid partition name specified" in result.stderr
+    assert "sbatch failed for step world_to_pixel on cluster magnus" in result.stderr
+    assert len(shim_state.sbatch_calls()) == 2
+    assert shim_state.calls("squeue") == []
+    assert shim_state.queued() == []
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "0"])
+def test_bad_retry_settings_are_refused_before_any_submission(scripts_dir: Path, shim_state: ShimState,
+                                                              workdir: Path, value: str) -> None:
+    message = write_message(workdir, file=IMAGE, ra="0.1", dec="0.25")
+    result = schedule(scripts_dir, shim_state, workdir, message, LTSFLOW_SUBMIT_ATTEMPTS=value)
+    assert result.returncode == 2, result.stderr
+    assert "LTSFLOW_SUBMIT_ATTEMPTS" in result.stderr
+    assert shim_state.sbatch_calls() == []
+    assert not (workdir.parent / "scratch").exists()
 
 
 def test_interrupted_between_submissions_leaves_nothing_queued(scripts_dir: Path, shim_state: ShimState,

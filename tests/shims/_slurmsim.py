@@ -885,6 +885,7 @@ SQUEUE_OPTIONS = [
     Opt("noheader", "h", False),
     Opt("jobs", "j", True),
     Opt("name", "n", True),
+    Opt("states", "t", True),
     Opt("format", "o", True),
     Opt("help", None, False),
 ]
@@ -959,6 +960,7 @@ def squeue_handler(argv: list[str], st: dict[str, Any], record: dict[str, Any],
     fmt = opts.get("format") or SQUEUE_DEFAULT_FORMAT
     wanted_ids = [t for t in (opts.get("jobs") or "").split(",") if t]
     wanted_names = {n for n in (opts.get("name") or "").split(",") if n}
+    states = squeue_states(opts.get("states"))
     fed = federated()
     for position, cluster in enumerate(clusters):
         if "clusters" in opts:
@@ -977,9 +979,25 @@ def squeue_handler(argv: list[str], st: dict[str, Any], record: dict[str, Any],
         if "noheader" not in opts:
             out.append(render_squeue(fmt, None))
         for job in jobs:
-            if job["state"] in ("PENDING", "RUNNING"):
+            if job["state"] in states:
                 out.append(render_squeue(fmt, job))
     return 0
+
+
+def squeue_states(value: str | None) -> set[str]:
+    """-t/--states: "all", or states by name or compact code, comma-separated (default PD,R)."""
+    if value is None:
+        return {"PENDING", "RUNNING"}
+    if value.lower() == "all":
+        return set(COMPACT_STATES)
+    codes = {code: name for name, code in COMPACT_STATES.items()}
+    wanted = set()
+    for item in value.upper().split(","):
+        name = codes.get(item, item)
+        if name not in COMPACT_STATES:
+            raise Exit(1, f"squeue: error: Invalid job state specified: {item}")
+        wanted.add(name)
+    return wanted
 
 
 SQUEUE_DOC = None

@@ -1,0 +1,173 @@
+"""sync.sh when the S3 endpoint dies or goes silent: it fails in bounded time, saying so.
+
+rclone's own defaults (a 1 minute connect time-out, a 5 minute I/O time-out, 3 retries of 10
+low-level retries each) keep a sync step retrying a dead endpoint for many minutes. The spec's
+remote sets them instead (connect_timeout, io_timeout, retries, low_level_retries), and sync.sh
+hands them to rclone as RCLONE_* variables, never in argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.s3server import S3Server
+from tests.shimlib import ShimState
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = (ROOT / "fixtures" / "specs" / "lts-template.yaml").read_text()
+TIGHT = "    connect_timeout: 1\n    io_timeout: 2\n    retries: 1\n    low_level_retries: 1\n"
+
+
+def with_limits(limits: str) -> str:
+    anchor = "    credentials: [ACCESS_KEY_ID, SECRET_ACCESS_KEY]\n"
+    assert anchor in SPEC
+    return SPEC.replace(anchor, anchor + limits)
+
+
+def wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout} s")
+        time.sleep(0.1)
+
+
+def sync_in(scripts: Path, env: dict[str, str], tmp_path: Path, key: str) -> subprocess.Popen[str]:
+    (tmp_path / "list").write_text(key + "\n")
+    (tmp_path / "images").mkdir()
+    return subprocess.Popen(["bash", str(scripts / "sync.sh"), "--skip-missing", "ceph:", str(tmp_path / "images"),
+                             str(tmp_path / "list")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_an_endpoint_that_never_answers_fails_sync_in_within_the_specs_limits(
+        compile_spec, shim_state: ShimState, s3_server: S3Server, tmp_path: Path) -> None:
+    scripts = compile_spec(with_limits(TIGHT), "tight")
+    # A socket that listens and never accepts: connections complete in the kernel's backlog (then
+    # hang for want of an answer) until it is full (then hang for want of a connection).
+    silent = socket.create_server(("127.0.0.1", 0), backlog=1)
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        env = shim_state.env(s3_server.env(env_extra={"RCLONE_CONFIG_CEPH_ENDPOINT": endpoint}))
+        process = sync_in(scripts, env, tmp_path, "bucket/data/frame.fits")
+        try:
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    finally:
+        silent.close()
+    assert process.returncode == 7, stderr
+    assert f"rclone copy failed (rclone exit" in stderr
+    assert f"with remote ceph at {endpoint}: 1 tries, each request 1 times, with 1s to connect and 2s for each answer" \
+        in stderr, stderr
+
+
+def test_the_s3_server_killed_during_sync_in_fails_it_with_the_default_limits(
+        scripts_dir: Path, shim_state: ShimState, tmp_path: Path) -> None:
+    server = S3Server()
+    server.start(tmp_path / "s3")
+    try:
+        server.make_bucket("dying")
+        image = tmp_path / "big.fits"
+        image.write_bytes(os.urandom(8 << 20))
+        server.put(image, "dying/data/big.fits")
+        # slowed, so that the server dies while the image is on its way
+        env = shim_state.env(server.env(env_extra={"RCLONE_BWLIMIT": "512k"}))
+        process = sync_in(scripts_dir, env, tmp_path, "dying/data/big.fits")
+        try:
+            wait_for(lambda: any(p.is_file() for p in (tmp_path / "images").rglob("*")) or process.poll() is not None,
+                     "a file arriving")
+            assert process.poll() is None, process.communicate()
+            os.killpg(server.pgid, signal.SIGKILL)
+            _, stderr = process.communicate(timeout=240)
+        finally:
+            process.kill()
+    finally:
+        server.stop()
+    assert process.returncode == 7, stderr
+    assert f"rclone copy failed (rclone exit" in stderr
+    assert f"with remote ceph at {server.endpoint}: 2 tries, each request 2 times, with 10s to connect and 30s" in stderr
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+def descendant_named(pid: int, name: str) -> int | None:
+    for child in children(pid):
+        try:
+            if (Path("/proc") / str(child) / "comm").read_text().strip() == name:
+                return child
+        except OSError:
+            continue
+        found = descendant_named(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def bytes_written(pid: int) -> int:
+    """What the process has written so far (its uploads go out through write(2) on a socket)."""
+    try:
+        fields = dict(line.split(": ") for line in (Path("/proc") / str(pid) / "io").read_text().splitlines())
+    except OSError:
+        return 0
+    return int(fields["wchar"])
+
+
+def test_an_upload_killed_half_way_leaves_no_multipart_upload(scripts_dir: Path, shim_state: ShimState,
+                                                              s3_server: S3Server, s3_bucket: str,
+                                                              tmp_path: Path) -> None:
+    # 260 MiB is above rclone's upload and multi-thread cut-offs (200 and 256 MiB): by default a
+    # multipart upload, which a killed rclone cannot abort.
+    out = tmp_path / "out"
+    (out / s3_bucket).mkdir(parents=True)
+    with (out / s3_bucket / "big_crop.fits").open("wb") as fh:
+        for _ in range(260):
+            fh.write(os.urandom(1 << 20))
+    (tmp_path / "list").write_text(f"{s3_bucket}/big_crop.fits\n")
+    env = shim_state.env(s3_server.env(env_extra={"RCLONE_BWLIMIT": "20M"}))
+    process = subprocess.Popen(["bash", str(scripts_dir / "sync.sh"), str(out), "ceph:", str(tmp_path / "list")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        rclone: list[int] = []
+
+        def uploading() -> bool:
+            if process.poll() is not None:
+                return True
+            if rclone and not Path(f"/proc/{rclone[0]}").exists():
+                rclone.clear()
+            if not rclone:
+                found = descendant_named(process.pid, "rclone")
+                if found is None:
+                    return False
+                rclone.append(found)
+            return bytes_written(rclone[0]) > 40 << 20
+
+        wait_for(uploading, "uploading 40 MiB")
+        assert process.poll() is None, process.communicate()
+        os.kill(rclone[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 7, stderr
+    assert "rclone copy failed (rclone exit" in stderr
+    uploads = s3_server.rclone("backend", "list-multipart-uploads", f"ceph:{s3_bucket}").stdout
+    assert json.loads(uploads) == {s3_bucket: []}, uploads
+    assert s3_server.list_objects(s3_bucket) == {}
