@@ -322,8 +322,8 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         optional = tuple(f"{settings.prefix}_{key}" for key, _ in settings.settings)
     image = PINNED
     xy_file = Word.of(RUN_DIR, "/xy/", ObjectField("index"), ".xy")
-    # A listed image missing from the bucket is not the step's failure but its objects': the step that
-    # reads the image records it for each of them. sync-out uploads the run's results and the crops made.
+    # A listed image missing from the bucket is not the step's failure but its objects': sync in records
+    # it for each of them. sync-out uploads the run's results and the crops made.
     arguments, file_list, per_object = {
         "sync-in": ((Word.of("--images"), Word.of(RUN_DIR), Word.of(f"{remote}:"),
                      Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), IMAGES, False),
