@@ -39,7 +39,8 @@ class Environment:
 
 @dataclass(frozen=True)
 class ObjectField:
-    """A field of the object a job-array task handles (file, ra, dec, label, crop_key, index)."""
+    """A field of the object a batch line handles (file, ra, dec, label, crop_key, index, and image:
+    the index of its image among the run's distinct images, the line of sync_in.list)."""
 
     field: str
 
@@ -285,6 +286,12 @@ it is, the locale, and where the module system is (a step script that finds no `
 starts it from MODULESHOME). Not the login environment: fetching it costs slurmd a login shell
 per job."""
 IMAGES = FileList("sync_in.list", "file")
+PINNED = Word.of(RUN_DIR, "/images/", ObjectField("image"), ".fits")
+"""The run's own copy of an object's image, named by the image's index: sync in pins (hard-links) the
+cache entry of the version it fetched there, and every later step reads only it. Local names are
+never made from keys (a key may be 1024 bytes; a file name, 255)."""
+CROP = Word.of(RUN_DIR, OUT_DIR, "/", ObjectField("index"), ".fits")
+"""An object's crop, named by the object's index; sync out uploads it to its key."""
 FAILED = Word.of(RUN_DIR, "/failed/", ObjectField("index"))
 """An object's outcome file: written, with the exit code and message, when the object fails."""
 
@@ -368,15 +375,15 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         settings = _remote_settings(spec, remote)
         exports = settings.credentials
         optional = tuple(f"{settings.prefix}_{key}" for key, _ in settings.settings)
-    image = Word.of(SCRATCH, IMAGE_DIR, ObjectField("file"))
+    image = PINNED
     xy_file = Word.of(RUN_DIR, "/xy/", ObjectField("index"), ".xy")
-    # A listed image missing from the bucket is not the step's failure but its objects': the step that
-    # reads the image records it for each of them. sync-out uploads the run's results and the crops made.
+    # A listed image missing from the bucket is not the step's failure but its objects': sync in records
+    # it for each of them. sync-out uploads the run's results and the crops made.
     arguments, file_list, per_object = {
-        "sync-in": ((Word.of("--skip-missing"), Word.of(f"{remote}:"), Word.of(SCRATCH, IMAGE_DIR.rstrip("/")),
-                     Word.of(RUN_DIR, "/", IMAGES.name)), IMAGES, False),
+        "sync-in": ((Word.of("--images"), Word.of(RUN_DIR), Word.of(f"{remote}:"),
+                     Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), IMAGES, False),
         "world-to-pixel": ((image, Word.of(ObjectField("ra")), Word.of(ObjectField("dec")), xy_file), None, True),
-        "crop": ((image, Word.of(RUN_DIR, OUT_DIR, "/", ObjectField("crop_key")), xy_file,
+        "crop": ((image, CROP, xy_file,
                   Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))), None, True),
         "sync-out": ((Word.of("--results"), Word.of(RUN_DIR), Word.of(RUN_DIR, OUT_DIR), Word.of(f"{remote}:")),
                      None, False),
@@ -450,7 +457,7 @@ def _ranged(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     by_action = {job.action: job for job in jobs}
     sync_in, world_to_pixel, crop = by_action["sync-in"], by_action["world-to-pixel"], by_action["crop"]
     source = Word.of(f"{remote}:", ObjectField("file"))
-    staged = Word.of(RUN_DIR, IMAGE_DIR, ObjectField("file"))
+    staged = PINNED
     script = Word.of(Variable("SCRIPT_DIR"), "/", ROWS_SCRIPT)
     binds = bind_options(sync_in.binds)
     headers = (script, *binds, Word.of("--headers"), Word.of(RUN_DIR, f"/tasks/{sync_in.name}.tsv"))

@@ -219,6 +219,9 @@ class S3Server:
             # Grow one volume per bucket (each bucket is a collection), not 7: with many test
             # buckets, 7 each would soon exhaust -volume.max.
             WEED_MASTER_VOLUME_GROWTH_COPY_1="1",
+            # S3 allows a key of 1024 bytes in segments of any length, as Ceph does; the filer's
+            # default caps each segment at 255.
+            WEED_FILER_OPTIONS_MAX_FILE_NAME_LENGTH="1024",
         )
         self.log_path = wd / "weed.log"
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"

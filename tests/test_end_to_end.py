@@ -10,6 +10,7 @@ the bucket as it was.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -59,8 +60,12 @@ def test_a_message_becomes_a_crop_in_the_bucket(scripts_dir: Path, shim_state: S
     assert run.results()["results"] == [{"index": 0, "messages": ["message.json"], "file": f"{bucket}/data/frame.fits",
                                          "ra": str(ra), "dec": str(dec), "label": "galaxy_1", "key": key,
                                          "error": None}]
-    assert (run.scratch / "lts-template" / "data" / "images" / bucket / "data" / "frame.fits").read_bytes() == \
-        image.read_bytes()
+    # The run's own copy is a hard link to the one cache entry, named by a digest, not by the key.
+    pinned = run.run_dir / "images" / "0.fits"
+    [entry] = (run.scratch / "lts-template" / "data" / "images").glob("*.fits")
+    assert pinned.read_bytes() == image.read_bytes() and pinned.stat().st_ino == entry.stat().st_ino
+    assert re.fullmatch(r"[0-9a-f]{64}\.fits", entry.name)
+    assert (run.run_dir / "images" / "0.version").read_text().split("\t")[0] == f"{bucket}/data/frame.fits"
     assert [c["image"] for c in shim_state.calls("singularity")] == ["docker://curtinfop/wcstools",
                                                                      "docker://curtinfop/gnuastro"]
 
@@ -126,7 +131,7 @@ def test_an_image_missing_from_the_bucket_fails_its_object_with_exit_4_naming_th
     results = only_results_uploaded(s3_server, run, before)
     assert (results["succeeded"], results["failed"]) == (0, 1)
     error = results["results"][0]["error"]
-    assert (error["code"], error["step"]) == (4, "get_world_2_pix.sh")
+    assert (error["code"], error["step"]) == (4, "sync.sh")
     assert "no such image" in error["message"] and "absent.fits" in error["message"]
 
 

@@ -301,6 +301,12 @@ def task_arguments(output: str, step: str) -> list[list[str]]:
     return [shlex.split(line.split(":", 1)[1]) for line in output.splitlines() if line.startswith(prefix)]
 
 
+def listed_images(stdout: str) -> list[str]:
+    """The images a dry run lists for sync in, in order: line N is image N (RUN_DIR/images/N.fits)."""
+    return [shlex.split(line.split(": ", 1)[1])[0] for line in stdout.splitlines()
+            if line.startswith("# sync_in.list: ")]
+
+
 def messages(count: int) -> list[dict[str, object]]:
     return [{"file": f"bucket/data/image{i % 7}.fits", "ra": [f"{i % 360}.5", i % 360][i % 2],
              "dec": [-5, "+10:30:00", 0.25][i % 3], "label": f"object{i}"} for i in range(count)]
@@ -319,8 +325,9 @@ def test_many_messages_as_lines_or_an_array_give_the_same_objects(scripts_dir: P
     assert from_array.returncode == 0, from_array.stderr
     assert from_array.stdout == from_lines.stdout
     world_to_pixel = task_arguments(from_lines.stdout, "world_to_pixel")
-    assert [(task[1].rsplit("/images/", 1)[1], task[2], task[3]) for task in world_to_pixel] == [
-        (m["file"], str(m["ra"]), str(m["dec"])) for m in batch]
+    images = listed_images(from_lines.stdout)
+    assert [(images[int(task[1].rsplit("/", 1)[1].removesuffix(".fits"))], task[2], task[3])
+            for task in world_to_pixel] == [(m["file"], str(m["ra"]), str(m["dec"])) for m in batch]
     crops = task_arguments(from_lines.stdout, "crop")
     assert [task[4] for task in crops] == [m["label"] for m in batch]
     assert "2000 object(s)" in from_lines.stderr
@@ -386,7 +393,8 @@ def test_a_files_txt_may_open_with_a_byte_order_mark(scripts_dir: Path, tmp_path
     result = run_dry(scripts_dir, files, env={"RA_OBJECT": "1", "DEC_OBJECT": "2"})
     assert result.returncode == 0, result.stderr
     assert [t[1].rsplit("/images/", 1)[1] for t in task_arguments(result.stdout, "world_to_pixel")] == [
-        "bucket/a.fits", "bucket/b.fits"]
+        "0.fits", "1.fits"]
+    assert listed_images(result.stdout) == ["bucket/a.fits", "bucket/b.fits"]
     bad = tmp_path / "bad.txt"
     bad.write_bytes(bom + b"bucket/a.fits\n\n/abs.fits\n")
     result = run_dry(scripts_dir, bad, env={"RA_OBJECT": "1", "DEC_OBJECT": "2"})

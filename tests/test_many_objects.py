@@ -55,7 +55,7 @@ def test_bad_objects_cost_no_good_object_its_crop(scripts_dir: Path, shim_state:
     frame, second = f"{bucket}/data/frame.fits", f"{bucket}/data/second.fits"
     good = [(frame, RA + 0.001, DEC, "a"), (frame, RA - 0.002, DEC + 0.001, "b"), (second, 200.0, -30.0, "c")]
     bad = [(frame, RA + 0.5, DEC, "off", 5, "get_world_2_pix.sh"),
-           (f"{bucket}/data/absent.fits", RA, DEC, "gone", 4, "get_world_2_pix.sh"),
+           (f"{bucket}/data/absent.fits", RA, DEC, "gone", 4, "sync.sh"),
            (f"{bucket}/data/fake.fits", RA, DEC, "fake", 6, "get_world_2_pix.sh")]
     order = [good[0], bad[0], good[1], bad[1], good[2], bad[2]]
     inputs = messages(run, "batch.json", *({"file": o[0], "ra": o[1], "dec": o[2], "label": o[3]} for o in order))
@@ -156,7 +156,7 @@ def test_batched_crops_equal_single_object_crops(scripts_dir: Path, shim_state: 
                                   text=True, check=False)
             assert done.returncode == 0, done.stderr
         assert (run.run_dir / "xy" / f"{index}.xy").read_text() == xy.read_text()
-        batched = run.run_dir / "out" / run.results()["results"][index]["key"]
+        batched = run.run_dir / "out" / f"{index}.fits"
         with fits.open(batched) as ours, fits.open(crop) as theirs:
             assert len(ours) == len(theirs) == 2
             assert np.array_equal(ours[1].data, theirs[1].data, equal_nan=True)

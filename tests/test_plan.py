@@ -121,7 +121,7 @@ def test_sbatch_options_of_a_single_job(graph: JobGraph) -> None:
     ]
     assert not sync_in.per_object
     assert [flat(w) for w in sync_in.command] == [
-        "${SCRIPT_DIR}/sync.sh", "--skip-missing", "ceph:", "${SCRATCH}/images", "${RUN_DIR}/sync_in.list",
+        "${SCRIPT_DIR}/sync.sh", "--images", "${RUN_DIR}", "ceph:", "${SCRATCH}/images",
     ]
     assert sync_in.task_arguments == ()
     assert flat(sync_in.job_name) == "lts-template-sync_in-${RUN_ID}"
@@ -143,7 +143,7 @@ def test_a_per_object_step_is_one_job_running_every_task(graph: JobGraph) -> Non
         "--batch", "${RUN_DIR}/tasks/crop.tsv",
     ]
     assert [flat(w) for w in crop.task_arguments] == [
-        "${RUN_DIR}/failed/{index}", "${SCRATCH}/images/{file}", "${RUN_DIR}/out/{crop_key}", "${RUN_DIR}/xy/{index}.xy", "{label}", "20",
+        "${RUN_DIR}/failed/{index}", "${RUN_DIR}/images/{image}.fits", "${RUN_DIR}/out/{index}.fits", "${RUN_DIR}/xy/{index}.xy", "{label}", "20",
     ]
     assert crop.container == "docker://curtinfop/gnuastro"
 
@@ -285,8 +285,8 @@ def test_ranged_staging_adds_a_rows_job_on_the_sync_in_partition_before_crop() -
     assert [flat(w) for w in jobs["sync_in"].command] == [
         "${SCRIPT_DIR}/fetch_rows.sh", "--headers", "${RUN_DIR}/tasks/sync_in.tsv"]
     assert [flat(w) for w in jobs["sync_in"].task_arguments] == [
-        "${RUN_DIR}/failed/{index}", "ceph:{file}", "${RUN_DIR}/images/{file}"]
-    assert [flat(w) for w in jobs["world_to_pixel"].task_arguments][1] == "${RUN_DIR}/images/{file}"
+        "${RUN_DIR}/failed/{index}", "ceph:{file}", "${RUN_DIR}/images/{image}.fits"]
+    assert [flat(w) for w in jobs["world_to_pixel"].task_arguments][1] == "${RUN_DIR}/images/{image}.fits"
     assert [flat(w) for w in jobs["sync_in_rows"].command] == [
         "${SCRIPT_DIR}/fetch_rows.sh", "--rows", "${RUN_DIR}/tasks/sync_in_rows.tsv", "${RUN_DIR}/tasks/crop.tsv"]
     assert [flat(w) for w in jobs["sync_in_rows"].options] == [

@@ -75,14 +75,14 @@ def test_ranged_crops_equal_full_fetch_crops(built_spec, shim_state: ShimState, 
     for entry in ours[:6]:
         (tmp_path / "a.fits").write_bytes(s3_server.get_bytes(entry["key"]))
         with fits.open(tmp_path / "a.fits") as a, \
-                fits.open(ranged.run_dir / "out" / entry["key"]) as b, \
-                fits.open(full.run_dir / "out" / entry["key"]) as c:
+                fits.open(ranged.run_dir / "out" / f"{entry['index']}.fits") as b, \
+                fits.open(full.run_dir / "out" / f"{entry['index']}.fits") as c:
             assert np.array_equal(a[1].data, b[1].data, equal_nan=True)
             assert np.array_equal(b[1].data, c[1].data, equal_nan=True), entry["label"]
             assert [b[1].header.get(k) for k in WCS_KEYS] == [c[1].header.get(k) for k in WCS_KEYS], entry["label"]
-    staged = ranged.run_dir / "images" / bucket / "data" / "frame.fits"
+    staged = ranged.run_dir / "images" / "0.fits"
     assert staged.stat().st_size < 2880 * 4  # the header alone
-    assert sum(p.stat().st_size for p in staged.with_name("frame.fits.rows").iterdir()) < (NX * 4) * 21 * 6
+    assert sum(p.stat().st_size for p in staged.with_name("0.fits.rows").iterdir()) < (NX * 4) * 21 * 6
 
 
 def test_an_image_unfit_for_ranges_is_copied_whole_and_the_log_says_why(built_spec, shim_state: ShimState,
@@ -97,6 +97,6 @@ def test_an_image_unfit_for_ranges_is_copied_whole_and_the_log_says_why(built_sp
     run, jobs = run_chain(built_spec("ranged"), shim_state, s3_server, tmp_path, "run",
                           [{"file": f"{s3_bucket}/data/nocrpix.fits", "ra": ra, "dec": dec}])
     assert "full fetch of" in run.log(jobs["sync_in"]) and "CRPIX2" in run.log(jobs["sync_in"])
-    staged = run.run_dir / "images" / s3_bucket / "data" / "nocrpix.fits"
+    staged = run.run_dir / "images" / "0.fits"
     assert staged.read_bytes() == path.read_bytes()
     assert run.results()["succeeded"] == 1

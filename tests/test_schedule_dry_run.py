@@ -48,8 +48,7 @@ def expected_chain(scripts: Path) -> list[list[str]]:
     return [
         ["sbatch", "--parsable", "--clusters=zeus", "--partition=copyq",
          "--job-name=lts-template-sync_in-dry-run", f"--output={RUN}/logs/sync_in-%j.log", *common,
-         "--export=ALL", f"{scripts}/sync.sh", "--skip-missing", "ceph:", f"{ROOT}/images",
-         f"{RUN}/sync_in.list"],
+         "--export=ALL", f"{scripts}/sync.sh", "--images", RUN, "ceph:", f"{ROOT}/images"],
         ["sbatch", "--parsable", "--clusters=magnus", "--partition=debugq",
          "--job-name=lts-template-world_to_pixel-dry-run", f"--output={RUN}/logs/world_to_pixel-%j.log", *common,
          "--dependency=afterok:@sync_in", "--export=ALL",
@@ -78,9 +77,8 @@ def test_one_message_gives_the_four_job_chain(scripts_dir: Path, tmp_path: Path)
     ]
     task_lines = [shlex.split(line.split(":", 1)[1]) for line in comments(result.stdout) if " task " in line]
     assert task_lines == [
-        [f"{RUN}/failed/0", f"{ROOT}/images/{IMAGE}", "0.1", "0.25", f"{RUN}/xy/0.xy"],
-        [f"{RUN}/failed/0", f"{ROOT}/images/{IMAGE}", f"{RUN}/out/{crop_key(IMAGE, 'galaxy_1', '0.1', '0.25')}",
-         f"{RUN}/xy/0.xy", "galaxy_1", "20"],
+        [f"{RUN}/failed/0", f"{RUN}/images/0.fits", "0.1", "0.25", f"{RUN}/xy/0.xy"],
+        [f"{RUN}/failed/0", f"{RUN}/images/0.fits", f"{RUN}/out/0.fits", f"{RUN}/xy/0.xy", "galaxy_1", "20"],
     ]
     assert f"# results: lts-template/results/dry-run.json" in comments(result.stdout)
 
@@ -106,7 +104,9 @@ def test_seed_files_txt_form_with_environment(scripts_dir: Path, tmp_path: Path)
     result = run_dry(scripts_dir, files, env={"RA_OBJECT": "0.1", "DEC_OBJECT": "0.25", "LABEL_OBJECT": "ngc123"})
     assert result.returncode == 0, result.stderr
     assert sbatch_lines(result.stdout) == expected_chain(scripts_dir)
-    assert f"{RUN}/out/{crop_key(IMAGE, 'ngc123', '0.1', '0.25')}" in result.stdout
+    task = next(line for line in comments(result.stdout) if "crop task 0" in line)
+    assert shlex.split(task.split(":", 1)[1])[4] == "ngc123"
+    assert f"# sync_in.list: {IMAGE}" in comments(result.stdout)
 
 
 def test_files_txt_needs_ra_and_dec(scripts_dir: Path, tmp_path: Path) -> None:
@@ -123,7 +123,9 @@ def test_key_with_spaces_and_quotes_passes_through_as_one_argument(scripts_dir: 
     result = run_dry(scripts_dir, message(tmp_path, file=key, ra="10", dec="-5"))
     assert result.returncode == 0, result.stderr
     task = next(line for line in comments(result.stdout) if "world_to_pixel task 0" in line)
-    assert shlex.split(task.split(":", 1)[1])[1] == f"{ROOT}/images/{key}"
+    assert shlex.split(task.split(":", 1)[1])[1] == f"{RUN}/images/0.fits"
+    [listed] = [line for line in comments(result.stdout) if line.startswith("# sync_in.list: ")]
+    assert shlex.split(listed.split(": ", 1)[1]) == [key]
     assert "pwned" not in result.stderr
 
 

@@ -71,9 +71,8 @@ def test_submits_the_chain_with_each_job_waiting_for_the_one_before(scripts_dir:
     assert (run_dir / "results.key").read_text() == f"{IMAGE.split('/')[0]}/results/{run_dir.name}.json\n"
     assert (run_dir / "objects.tsv").read_text().splitlines()[1:] == [
         f"0\t{IMAGE}\t0.1\t0.25\tgalaxy_1\t{key}\tmessage.json"]
-    scratch = workdir.parent / "scratch" / "lts-template" / "data"
     assert (run_dir / "tasks" / "crop.tsv").read_text().split("\n") == ["\t".join([
-        f"{run_dir}/failed/0", str(scratch / "images" / IMAGE), f"{run_dir}/out/{key}", f"{run_dir}/xy/0.xy",
+        f"{run_dir}/failed/0", f"{run_dir}/images/0.fits", f"{run_dir}/out/0.fits", f"{run_dir}/xy/0.xy",
         "galaxy_1", "20"]), ""]
     assert sorted(p.name for p in workdir.iterdir()) == ["message.json"]
 
@@ -284,11 +283,15 @@ def test_odd_but_legal_key_reaches_every_tool_as_one_exact_argument(scripts_dir:
     assert result.returncode == 0, result.stderr
     run_dir = Path(result.stdout.strip())
     assert (run_dir / "sync_in.list").read_text(encoding="utf-8") == key + "\n"
-    image = f"{workdir.parent}/scratch/lts-template/data/images/{key}"
+    # The key reaches rclone (sync_in.list) and results (objects.tsv) exactly; the tools read the run's
+    # own copy, named by the image's index.
     w2p = (run_dir / "tasks" / "world_to_pixel.tsv").read_text(encoding="utf-8")
-    assert w2p == "\t".join([f"{run_dir}/failed/0", image, "00:00:24.0", "-00:15:00.5", f"{run_dir}/xy/0.xy"]) + "\n"
+    assert w2p == "\t".join([f"{run_dir}/failed/0", f"{run_dir}/images/0.fits", "00:00:24.0", "-00:15:00.5",
+                             f"{run_dir}/xy/0.xy"]) + "\n"
     crop = (run_dir / "tasks" / "crop.tsv").read_text(encoding="utf-8").split("\t")
-    assert crop[2] == f"{run_dir}/out/{crop_key(key, 'obj.1', '00:00:24.0', '-00:15:00.5')}"
+    assert crop[2] == f"{run_dir}/out/0.fits"
+    assert (run_dir / "objects.tsv").read_text(encoding="utf-8").splitlines()[1].split("\t")[1:6] == [
+        key, "00:00:24.0", "-00:15:00.5", "obj.1", crop_key(key, "obj.1", "00:00:24.0", "-00:15:00.5")]
     assert sorted(p.name for p in workdir.iterdir()) == ["message.json"]
     assert not list(workdir.parent.rglob("pwned*"))
 

@@ -50,14 +50,14 @@ setup() {
 }
 
 @test "--results uploads the results and the crops made, and fails if none was made" {
-  mkdir -p run/failed run/out/bucket/data remote
+  mkdir -p run/failed run/out remote
   printf 'bucket/results/run.json\n' >run/results.key
   {
     printf 'index\tfile\tra\tdec\tlabel\tcrop_key\tsources...\n'
     printf '0\tbucket/data/f.fits\t1\t2\ta\tbucket/data/f_a_crop.fits\tm.json:1\n'
     printf '1\tbucket/data/f.fits\t3\t4\tb\tbucket/data/f_b_crop.fits\tm.json:2\tm.json:3\n'
   } >run/objects.tsv
-  printf 'crop\n' >run/out/bucket/data/f_a_crop.fits
+  printf 'crop\n' >run/out/0.fits
   printf '5\tget_world_2_pix.sh\toff the image "x"\n' >run/failed/1
   run -0 "${SCRIPT}" --results run run/out "ceph:${PWD}/remote"
   [[ -f remote/bucket/data/f_a_crop.fits && -f remote/bucket/results/run.json && ! -e remote/bucket/data/f_b_crop.fits ]]
@@ -70,9 +70,28 @@ assert first == {"index": 0, "messages": ["m.json:1"], "file": "bucket/data/f.fi
 assert second["messages"] == ["m.json:2", "m.json:3"] and second["key"] is None, second
 assert second["error"] == {"code": 5, "step": "get_world_2_pix.sh", "message": "off the image \"x\""}, second
 ' remote/bucket/results/run.json
-  rm run/out/bucket/data/f_a_crop.fits remote/bucket/results/run.json
+  rm run/out/0.fits remote/bucket/results/run.json
   run -7 "${SCRIPT}" --results run run/out "ceph:${PWD}/remote"
   [[ -f remote/bucket/results/run.json && "$(cut -f1,3 run/failed/0)" == "7"$'\t'"no crop was made" ]]
+}
+
+@test "--results uploads each file to its key, and fails with exit 7 if any upload fails" {
+  mkdir -p run/failed run/out remote/bucket
+  printf 'bucket/results/run.json\n' >run/results.key
+  {
+    printf 'index\tfile\tra\tdec\tlabel\tcrop_key\tsources...\n'
+    printf '0\tbucket/data/f.fits\t1\t2\ta\tbucket/data/f_a_crop.fits\tm.json:1\n'
+    printf '1\tbucket/other/f.fits\t3\t4\tb\tbucket/other/f_b_crop.fits\tm.json:2\n'
+  } >run/objects.tsv
+  printf 'crop a\n' >run/out/0.fits
+  printf 'crop b\n' >run/out/1.fits
+  printf 'not a directory\n' >remote/bucket/other
+  run -7 "${SCRIPT}" --results run run/out "ceph:${PWD}/remote"
+  [[ "${output}" == *"could not upload 1 of the 3 file(s)"* ]]
+  [[ "$(cat remote/bucket/data/f_a_crop.fits)" == "crop a" && -f remote/bucket/results/run.json ]]
+  rm remote/bucket/other
+  run -0 "${SCRIPT}" --results run run/out "ceph:${PWD}/remote"
+  [[ "$(cat remote/bucket/other/f_b_crop.fits)" == "crop b" ]]
 }
 
 @test "a listed file missing locally fails with exit 4 before anything is copied" {
