@@ -87,6 +87,7 @@ def test_a_full_scratch_stops_schedule_with_its_own_exit_code_and_leaves_nothing
     assert shim_state.sbatch_calls() == []
 
 
+@pytest.mark.s3
 def test_a_job_failed_by_a_full_scratch_is_explained_by_status(scripts_dir: Path, shim_state: ShimState,
                                                                 s3_server: S3Server, s3_bucket: str,
                                                                 tmp_path: Path) -> None:
