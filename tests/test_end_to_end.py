@@ -202,7 +202,7 @@ def test_credentials_never_reach_a_file_a_log_or_an_argv(scripts_dir: Path, shim
     assert [name for name, text in texts.items() if any(secret in text for secret in secrets.values())] == []
     # Every rclone call went through the recording shim (tests/shims/rclone): none had a secret in argv.
     rclone_argv = [call["argv"] for call in shim_state.calls("rclone")]
-    assert {argv[0] for argv in rclone_argv} >= {"copy", "check"}
+    assert {argv[0] for argv in rclone_argv} >= {"copy", "copyto", "lsf"}
     assert [argv for argv in rclone_argv if any(s in a for a in argv for s in secrets.values())] == []
     # A job's exported environment holds a secret only under its own name, and only if the job uses the remote.
     holders = {}

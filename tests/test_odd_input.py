@@ -54,7 +54,7 @@ def crop_tasks(output: str) -> list[list[str]]:
 
 
 def crop_keys(output: str) -> list[str]:
-    return [task[2].split("/runs/dry-run/out/", 1)[1] for task in crop_tasks(output)]
+    return [shlex.split(line.split(":", 1)[1])[0] for line in comments(output) if line.startswith("# crop key ")]
 
 
 # ---------------------------------------------------------------- numbers

@@ -309,7 +309,7 @@ def test_a_containerized_step_binds_the_scratch_root_and_the_run_directory() -> 
         "sync_out": []}
     assert [flat(w) for w in graph.jobs[1].step_command[:5]] == [
         "${SCRIPT_DIR}/get_world_2_pix.sh", "--bind", "${SCRATCH}", "--bind", "${RUN_DIR}"]
-    assert [flat(w) for w in graph.jobs[0].step_command][1] == "--skip-missing"
+    assert [flat(w) for w in graph.jobs[0].step_command][1] == "--images"
     assert [(s.name, s.container, s.image) for s in graph.scripts] == [
         ("crop_image_around_pixels.sh", ("singularity", "run"), "docker://curtinfop/gnuastro"),
         ("get_world_2_pix.sh", ("singularity", "run"), "docker://curtinfop/wcstools"),
