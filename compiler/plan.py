@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .rclone import rclone_setting
 from .spec import SCRIPT_OF_ACTION, Literal_, Reference, Spec, parse_run_time_path
 
 # ----------------------------------------------------------------- words
@@ -144,6 +145,9 @@ class Job:
     """Variables the job receives only when set: overrides of the remote's settings, the spec's
     `exports`, then BASE_ENVIRONMENT. Nothing else of the submitting environment reaches the
     job but Slurm's own SLURM_* and SBATCH_* variables."""
+    settings: tuple[tuple[str, str], ...]
+    """(variable, value) the job runs with whatever the submitting environment holds: the step's
+    rclone flags, as rclone's variables for them."""
     per_object: bool
     """The job handles every object of the run in one batch, its tool running once per image; each
     object's line of the batch file holds its outcome file and its arguments. (Not a job array: in
@@ -410,6 +414,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         options=fixed + _resource_options(spec, name) + _dependency_option(depends_on),
         exports=exports,
         optional_exports=optional,
+        settings=tuple(rclone_setting(flag) for flag in step.rclone_flags),
         per_object=per_object,
         command=step_command,
         step_command=step_command,

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .diagnostics import quoted
+from .rclone import rclone_setting
 
 ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out", "report")
 """What a step does; each has one script (SCRIPT_OF_ACTION). All but report are required."""
@@ -108,6 +109,11 @@ def _literal(text: str) -> list[Literal_]:
 
 def _run_time_path(value: str) -> str:
     parse_run_time_path(value)
+    return value
+
+
+def _rclone_flag(value: str) -> str:
+    rclone_setting(value)
     return value
 
 
@@ -211,6 +217,12 @@ class Step(_Model):
         default=(), description="Environment modules loaded before the tool runs."
     )
     container: Container | None = Field(default=None, description="Run the tool in this container.")
+    rclone_flags: tuple[Annotated[str, AfterValidator(_rclone_flag)], ...] = Field(
+        default=(),
+        description="Sync steps only: rclone flags for this step's copies, each one of a fixed list "
+        "(`ltsflow check` names them), such as --local-no-set-modtime or --transfers=8. The job gets each "
+        "as rclone's environment variable (RCLONE_LOCAL_NO_SET_MODTIME=true), never on a command line.",
+    )
     resources: Resources = Field(default_factory=Resources, description="Slurm resources.")
     depends_on: dict[str, Literal["afterok", "afterany", "afternotok"]] = Field(
         default_factory=dict,

@@ -260,6 +260,9 @@ class _MeaningCheck:
         if action == "report" and "container" in step:
             self.error((*path, "container"), "a \"report\" step runs status.sh itself: it takes no container",
                        key=True)
+        if action in ACTIONS and action not in REMOTE_ACTIONS and "rclone_flags" in step:
+            self.error((*path, "rclone_flags"), f"\"rclone_flags\" are only for steps with action \"sync-in\" or "
+                                                f"\"sync-out\", not {quoted(action)}", key=True)
         if action in ACTIONS and action not in REMOTE_ACTIONS and "remote" in step:
             self.error((*path, "remote"), f"\"remote\" is only for steps with action \"sync-in\" or \"sync-out\", "
                                           f"not {quoted(action)}", key=True)

@@ -31,7 +31,8 @@ SHIMS = ROOT / "tests" / "shims"
 class Run:
     """One schedule.sh run: its environment, result, run directory and jobs."""
 
-    def __init__(self, scripts: Path, state: ShimState, s3: S3Server, tmp_path: Path, **extra: str) -> None:
+    def __init__(self, scripts: Path, state: ShimState, s3: S3Server, tmp_path: Path, remote: str = "ceph",
+                 **extra: str) -> None:
         self.scripts = scripts
         self.state = state
         self.workdir = tmp_path / "cwd"
@@ -39,7 +40,7 @@ class Run:
         self.scratch = tmp_path / "scratch"
         # The scratch here is under /tmp, which containers see by default, where a cluster's scratch is
         # not: the site's containers do not bind /tmp, so only what the plan binds reaches the tools.
-        self.env = state.env(s3.env(), MYSCRATCH=str(self.scratch), RCLONE_RETRIES="1",
+        self.env = state.env(s3.env(remote), MYSCRATCH=str(self.scratch), RCLONE_RETRIES="1",
                              RCLONE_LOW_LEVEL_RETRIES="1", LTSFLOW_SHIM_NO_MOUNT="tmp", **extra)
         self.result: subprocess.CompletedProcess[str] | None = None
 
