@@ -12,60 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .rclone import rclone_setting
-from .spec import SCRIPT_OF_ACTION, Literal_, Reference, Spec, parse_run_time_path
-
-# ----------------------------------------------------------------- words
-
-
-@dataclass(frozen=True)
-class Text:
-    """Literal text."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A shell variable's value at run time: an environment variable or one of schedule.sh's."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Environment:
-    """An environment variable the spec names (`$MYSCRATCH`); schedule.sh checks it is set."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class ObjectField:
-    """A field of the object a batch line handles (file, ra, dec, label, crop_key, index, and image:
-    the index of its image among the run's distinct images, the line of sync_in.list)."""
-
-    field: str
-
-
-@dataclass(frozen=True)
-class EveryObject:
-    """A field of every object, as separate words (`"${OBJECT_FILE[@]}"`)."""
-
-    field: str
-
-
-Part = Text | Variable | Environment | ObjectField | EveryObject
-
-
-@dataclass(frozen=True)
-class Word:
-    """One shell word, made of parts; rendered as a single quoted argument."""
-
-    parts: tuple[Part, ...]
-
-    @classmethod
-    def of(cls, *parts: str | Part) -> Word:
-        return cls(tuple(Text(p) if isinstance(p, str) else p for p in parts))
-
+from .spec import SCRIPT_OF_ACTION, Spec, parse_run_time_path
+from .words import Environment, EveryObject, ObjectField, Part, Text, Variable, Word
 
 # ----------------------------------------------------------------- exit codes
 
@@ -316,9 +264,9 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     return JobGraph(
         workflow=spec.name,
         description=spec.description,
-        scratch=Word(tuple(_part(p) for p in parse_run_time_path(spec.scratch))),
+        scratch=Word(parse_run_time_path(spec.scratch)),
         scratch_placeholder="".join(
-            p.text if isinstance(p, Literal_) else f"<{p.name}>" for p in parse_run_time_path(spec.scratch)),
+            p.text if isinstance(p, Text) else f"<{p.name}>" for p in parse_run_time_path(spec.scratch)),
         scratch_variables=_scratch_variables(spec),
         required_variables=required,
         default_label=spec.objects.label,
@@ -345,12 +293,8 @@ def _optional(job: Job, names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in dict.fromkeys(names) if name not in job.exports)
 
 
-def _part(part: Literal_ | Reference) -> Part:
-    return Text(part.text) if isinstance(part, Literal_) else Environment(part.name)
-
-
 def _scratch_variables(spec: Spec) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(p.name for p in parse_run_time_path(spec.scratch) if isinstance(p, Reference)))
+    return tuple(dict.fromkeys(p.name for p in parse_run_time_path(spec.scratch) if isinstance(p, Environment)))
 
 
 def _topological_order(spec: Spec) -> list[str]:

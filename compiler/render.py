@@ -21,7 +21,8 @@ from typing import Any
 import jinja2
 
 from . import __version__
-from .plan import CONTROL_SCRIPTS, Environment, EveryObject, JobGraph, ObjectField, Text, Variable, Word
+from .plan import CONTROL_SCRIPTS, JobGraph
+from .words import Environment, EveryObject, ObjectField, Text, Variable, Word
 
 _MARK = "\x1e"
 _MARKER = re.compile(_MARK + r"([^\x1e:]+):(\d+)" + _MARK)

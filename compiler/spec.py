@@ -8,13 +8,13 @@ are the reference (the README's spec table and the JSON Schema come from them).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .diagnostics import quoted
 from .rclone import rclone_setting
+from .words import Environment, Text
 
 ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out", "report")
 """What a step does; each has one script (SCRIPT_OF_ACTION). All but report are required."""
@@ -62,41 +62,27 @@ def _matching(pattern: re.Pattern[str], what: str):
     return AfterValidator(check)
 
 
-@dataclass(frozen=True)
-class Literal_:
-    """Literal text inside a path."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A `$NAME` reference inside a path, expanded on the cluster at run time."""
-
-    name: str
-
-
-def parse_run_time_path(value: str) -> tuple[Literal_ | Reference, ...]:
+def parse_run_time_path(value: str) -> tuple[Text | Environment, ...]:
     """Split `$MYSCRATCH/lts-template/data` into references and literal text.
 
     Only `$NAME` and `${NAME}` are allowed: no other expansion, no quoting, so a
     value can never be interpreted by the shell beyond naming a variable.
     """
-    parts: list[Literal_ | Reference] = []
+    parts: list[Text | Environment] = []
     position = 0
     for match in _PATH_REFERENCE.finditer(value):
         parts.extend(_literal(value[position : match.start()]))
-        parts.append(Reference(match.group(1) or match.group(2)))
+        parts.append(Environment(match.group(1) or match.group(2)))
         position = match.end()
     parts.extend(_literal(value[position:]))
-    if not parts or (isinstance(parts[0], Literal_) and not parts[0].text.startswith("/")):
+    if not parts or (isinstance(parts[0], Text) and not parts[0].text.startswith("/")):
         raise ValueError(f"must be an absolute path or start with $VARIABLE, got {quoted(value)}")
     if any(segment == ".." for segment in value.split("/")):
         raise ValueError(f"must not contain \"..\" segments, got {quoted(value)}")
     return tuple(parts)
 
 
-def _literal(text: str) -> list[Literal_]:
+def _literal(text: str) -> list[Text]:
     if not text:
         return []
     if not _PATH_LITERAL.fullmatch(text):
@@ -104,7 +90,7 @@ def _literal(text: str) -> list[Literal_]:
             "may hold only letters, digits, \"/._-@+,:=\" and $VARIABLE references, "
             f"got {quoted(text)}"
         )
-    return [Literal_(text)]
+    return [Text(text)]
 
 
 def _run_time_path(value: str) -> str:

@@ -146,16 +146,22 @@ def crop_key(file: str, label: str, ra: object, dec: object, width: int = 20, pr
 
 # ----------------------------------------------------------------- runs on a real Slurm
 
-def compile_for_slurm(spec: str, directory: Path, exports: str) -> Path:
-    """fixtures/specs/SPEC.yaml with `exports` appended (what its jobs need, by name), built into
-    DIRECTORY/out."""
+def compile_for_slurm(spec: str, directory: Path, exports: str,
+                      renames: tuple[tuple[str, str], ...] = ()) -> Path:
+    """fixtures/specs/SPEC.yaml with `exports` appended (what its jobs need, by name), and each
+    (old, new) of `renames` replaced in its text (for a spec of a site's cluster and partition names,
+    which the real Slurm here does not have), built into DIRECTORY/out."""
+    text = (ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text()
+    for old, new in renames:
+        assert old in text, old
+        text = text.replace(old, new)
     source = directory / f"{spec}.yaml"
-    source.write_text((ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text() + exports)
+    source.write_text(text + exports)
     build(source, directory / "out")
     return directory / "out"
 
 
-def real_slurm_environment(setup, s3: S3Server, work: Path) -> dict[str, str]:
+def real_slurm_environment(setup, s3: S3Server, work: Path, remote: str = "ceph") -> dict[str, str]:
     """A run's environment on the real Slurm `setup`: the remote's RCLONE_* variables, and a PATH with
     the singularity and module shims (sbatch is the real one) and this Python's tools (rclone)."""
     container = work / "container-shims"
@@ -164,6 +170,6 @@ def real_slurm_environment(setup, s3: S3Server, work: Path) -> dict[str, str]:
         (container / tool).symlink_to(SHIMS / tool)
     (work / "shim-state").mkdir()
     path = os.pathsep.join([str(container), str(Path(sys.executable).parent), os.environ["PATH"]])
-    env = setup.environ(**{k: v for k, v in s3.env().items() if k.startswith("RCLONE_")})
+    env = setup.environ(**{k: v for k, v in s3.env(remote).items() if k.startswith("RCLONE_")})
     env.update(PATH=path, LTSFLOW_SHIM_STATE=str(work / "shim-state"))
     return env

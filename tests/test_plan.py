@@ -11,18 +11,8 @@ import pytest
 
 from compiler.build import step_lines
 from compiler.load import load_spec
-from compiler.plan import (
-    EXIT_CODES,
-    Dependency,
-    Environment,
-    EveryObject,
-    JobGraph,
-    ObjectField,
-    Text,
-    Variable,
-    Word,
-    plan_jobs,
-)
+from compiler.plan import EXIT_CODES, Dependency, JobGraph, plan_jobs
+from compiler.words import Environment, EveryObject, ObjectField, Text, Variable, Word
 from compiler.spec import Spec
 from compiler.validate import validate_spec
 

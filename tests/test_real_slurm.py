@@ -37,12 +37,13 @@ EXPORTS = "\nexports: [PATH, SLURM_CONF, LTSFLOW_SHIM_STATE, LTSFLOW_SHIM_MISSIN
 class RealRun:
     """schedule.sh against a real Slurm setup and the S3 server."""
 
-    def __init__(self, setup: SlurmSetup, s3: S3Server, spec: str, tmp_path: Path, **extra: str) -> None:
+    def __init__(self, setup: SlurmSetup, s3: S3Server, spec: str, tmp_path: Path, *, remote: str = "ceph",
+                 renames: tuple[tuple[str, str], ...] = (), **extra: str) -> None:
         self.setup = setup
-        self.scripts = compile_for_slurm(spec, tmp_path, EXPORTS)
+        self.scripts = compile_for_slurm(spec, tmp_path, EXPORTS, renames)
         self.workdir = tmp_path / "cwd"
         self.workdir.mkdir()
-        self.env = real_slurm_environment(setup, s3, tmp_path)
+        self.env = real_slurm_environment(setup, s3, tmp_path, remote)
         self.env.update(MYSCRATCH=str(tmp_path / "scratch"), **extra)
         self.result: subprocess.CompletedProcess[str] | None = None
 
@@ -110,6 +111,32 @@ def test_one_cluster_turns_a_message_into_the_crop(slurm_multicluster: SlurmSetu
     assert_crop_in_bucket(s3_server, crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
                           run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     assert (run.run_dir / "report.txt").read_text().splitlines()[-1] == "result: succeeded"
+
+
+# Setonix's names, as the real Slurm here has them: one cluster, magnus, with copyq and debugq.
+SETONIX_HERE = (("clusters:\n  setonix:", "clusters:\n  magnus:"), ("[copy, work, debug]", "[copyq, debugq]"),
+                ("cluster: setonix", "cluster: magnus"), ("partition: copy\n", "partition: copyq\n"),
+                ("partition: work\n", "partition: debugq\n"))
+
+
+def test_setonix_acacia_runs_on_one_cluster_and_its_copies_keep_the_time_they_were_made(
+        slurm_multicluster: SlurmSetup, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    """setonix-acacia.yaml, its cluster and partitions renamed to this Slurm's: the crop, and the
+    run's copy of an image uploaded with a 2001 time has the time of the copy (--local-no-set-modtime
+    reached rclone in the sync-in job, through slurmd)."""
+    image = tmp_path / "frame.fits"
+    make_image(image, nx=600, ny=400, ra=RA, dec=DEC)
+    os.utime(image, (1_000_000_000, 1_000_000_000))
+    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
+    run = RealRun(slurm_multicluster, s3_server, "setonix-acacia", tmp_path, remote="acacia", renames=SETONIX_HERE)
+    started = time.time()
+    ra, dec = RA + 0.003, DEC - 0.002
+    assert run.schedule(run.message(file=f"{s3_bucket}/data/frame.fits", ra=ra, dec=dec)).returncode == 0, \
+        run.result.stderr
+    assert run.wait(STEPS) == dict.fromkeys(STEPS, "COMPLETED"), run.logs()
+    assert_crop_in_bucket(s3_server, crop_key(f"{s3_bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
+                          run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
+    assert (run.run_dir / "images" / "0.fits").stat().st_mtime >= started - 1
 
 
 def test_a_job_holds_its_variables_by_value_and_nothing_of_the_login_environment(

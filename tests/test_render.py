@@ -12,7 +12,8 @@ import pytest
 from compiler import __version__
 from compiler.build import step_lines
 from compiler.load import load_spec
-from compiler.plan import Environment, EveryObject, JobGraph, ObjectField, Text, Variable, Word, plan_jobs
+from compiler.plan import JobGraph, plan_jobs
+from compiler.words import Environment, EveryObject, ObjectField, Text, Variable, Word
 from compiler.render import (
     Provenance,
     RenderedScript,
