@@ -128,12 +128,12 @@ def schedule_rows(scripts: Path, work: Path, quick: bool) -> list[dict]:
     timeout = 120.0 if quick else SCHEDULE_TIMEOUT
     rows = []
     for one_file, form in ((True, "in one file"), (False, "one file each")):
-        times = {}
+        progress(f"schedule.sh --dry-run on {small} and {large} messages {form}, in turn, best of five each "
+                 f"(timeout {timeout:.0f} s)")
+        times = schedule_seconds(scripts, work / "dry", (small, large), timeout, one_file=one_file)
         for count in (small, large):
-            progress(f"schedule.sh --dry-run on {count} messages {form} (timeout {timeout:.0f} s)")
-            times[count] = schedule_seconds(scripts, work / "dry", count, timeout, one_file=one_file)
             measured = times[count]
-            progress(f"  {'not measured: timed out' if measured is None else f'{measured.wall:.1f} s, {measured.cpu:.1f} s CPU'}")
+            progress(f"  {count}: {'not measured: timed out' if measured is None else f'{measured.wall:.1f} s, {measured.cpu:.1f} s CPU'}")
         for metric, field in (("schedule_seconds", "wall"), ("schedule_cpu_seconds", "cpu")):
             few, many = (getattr(times[n], field) if times[n] else None for n in (small, large))
             late = f"not measured: over {timeout:.0f} s"

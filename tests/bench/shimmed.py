@@ -118,7 +118,7 @@ class Bench:
         self.direct_rclone = Path(tempfile.mkdtemp(prefix="ltsflow-bench-rclone-"))
         weakref.finalize(self, shutil.rmtree, self.direct_rclone, True)
         shims = Path(__file__).resolve().parent.parent / "shims"
-        path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+        path = os.pathsep.join(p for p in s3.env().get("PATH", "").split(os.pathsep)
                                if p and Path(p).resolve() != shims)
         real = shutil.which("rclone", path=path)
         if real is None:
@@ -272,37 +272,49 @@ class ScheduleTime:
     cpu: float
 
 
-def schedule_seconds(scripts: Path, work: Path, messages: int, timeout: float, one_file: bool = True,
-                     repeats: int = 3) -> ScheduleTime | None:
-    """``schedule.sh --dry-run`` on `messages` messages at distinct positions (each is hashed for its
-    key), in one JSON Lines file or one file each; the best of `repeats` runs (this machine is shared:
-    the best is the least disturbed); None past `timeout`."""
-    source = work / f"dry-{messages}"
-    shutil.rmtree(source, ignore_errors=True)
-    source.mkdir(parents=True)
-    chosen = [{"file": f"bench/data/frame{i % 10}.fits", "ra": f"{150 + i * 1e-5:.5f}", "dec": "2.01",
-               "label": f"o{i}"} for i in range(messages)]
-    if one_file:
-        inputs = [str(write_messages(source / "messages.jsonl", chosen))]
-    else:
-        inputs = [str(write_messages(source / f"{i}.json", [m])) for i, m in enumerate(chosen)]
+def schedule_seconds(scripts: Path, work: Path, counts: Sequence[int], timeout: float, one_file: bool = True,
+                     rounds: int = 5) -> dict[int, ScheduleTime | None]:
+    """``schedule.sh --dry-run`` on each of `counts` messages at distinct positions (each is hashed
+    for its key), in one JSON Lines file or one file each: the best of `rounds` runs each. The counts
+    take turns within each round, so that every count meets the same conditions (this machine is
+    shared: its caches and cores are, and the best run is the least disturbed). None past `timeout`."""
     env = {**os.environ, "MYSCRATCH": str(work / "scratch"), "RCLONE_CONFIG_CEPH_ACCESS_KEY_ID": "bench",
            "RCLONE_CONFIG_CEPH_SECRET_ACCESS_KEY": "bench"}
-    walls, cpus = [], []
-    try:
-        for _ in range(repeats):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.monotonic()
-            subprocess.run(["bash", str(scripts / "schedule.sh"), "--dry-run", *inputs], env=env, cwd=work,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, timeout=timeout)
-            walls.append(time.monotonic() - start)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    except subprocess.TimeoutExpired:
-        return None
-    finally:
+    inputs: dict[int, list[str]] = {}
+    for messages in counts:
+        source = work / f"dry-{messages}"
         shutil.rmtree(source, ignore_errors=True)
-    return ScheduleTime(min(walls), min(cpus))
+        source.mkdir(parents=True)
+        chosen = [{"file": f"bench/data/frame{i % 10}.fits", "ra": f"{150 + i * 1e-5:.5f}", "dec": "2.01",
+                   "label": f"o{i}"} for i in range(messages)]
+        if one_file:
+            inputs[messages] = [str(write_messages(source / "messages.jsonl", chosen))]
+        else:
+            inputs[messages] = [str(write_messages(source / f"{i}.json", [m])) for i, m in enumerate(chosen)]
+    walls: dict[int, list[float]] = {n: [] for n in counts}
+    cpus: dict[int, list[float]] = {n: [] for n in counts}
+    late: set[int] = set()
+    try:
+        for _ in range(rounds):
+            for messages in counts:
+                if messages in late:
+                    continue
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.monotonic()
+                try:
+                    subprocess.run(["bash", str(scripts / "schedule.sh"), "--dry-run", *inputs[messages]], env=env,
+                                   cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True,
+                                   timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    late.add(messages)
+                    continue
+                walls[messages].append(time.monotonic() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus[messages].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    finally:
+        for messages in counts:
+            shutil.rmtree(work / f"dry-{messages}", ignore_errors=True)
+    return {n: None if n in late else ScheduleTime(min(walls[n]), min(cpus[n])) for n in counts}
 
 
 def parallel_runs() -> int:
