@@ -100,3 +100,27 @@ def test_an_image_unfit_for_ranges_is_copied_whole_and_the_log_says_why(built_sp
     staged = run.run_dir / "images" / "0.fits"
     assert staged.read_bytes() == path.read_bytes()
     assert run.results()["succeeded"] == 1
+
+
+def test_headers_of_many_images_fetched_at_once_each_reach_their_objects(built_spec, shim_state: ShimState,
+                                                                         s3_server: S3Server, s3_bucket: str,
+                                                                         tmp_path: Path) -> None:
+    """Sync in fetches up to eight images' headers at once: every image's objects get their own
+    header's pixels and crops, and an image missing from the bucket fails only its own object."""
+    objects = []
+    for number in range(10):
+        path = tmp_path / f"f{number}.fits"
+        make_image(path, nx=120 + 10 * number, ny=90 + number, ra=RA + 0.01 * number, dec=DEC)
+        s3_server.put(path, f"{s3_bucket}/data/f{number}.fits")
+        ra, dec = pixel_to_world(path, 40.0 + number, 30.0 + number)
+        objects.append({"file": f"{s3_bucket}/data/f{number}.fits", "ra": ra, "dec": dec})
+    objects.insert(4, {"file": f"{s3_bucket}/data/missing.fits", "ra": RA, "dec": DEC})
+    run, jobs = run_chain(built_spec("ranged"), shim_state, s3_server, tmp_path, "run", objects)
+    results = run.results()
+    assert (results["succeeded"], results["failed"]) == (10, 1), results
+    failed = [r for r in results["results"] if r["error"] is not None]
+    assert [(r["file"], r["error"]["code"]) for r in failed] == [(f"{s3_bucket}/data/missing.fits", 4)]
+    assert "11 object(s) in 11 group(s): 1 failed" in run.log(jobs["sync_in"]), run.log(jobs["sync_in"])
+    for number in range(10):
+        x, y = (float(v) for v in (run.run_dir / "xy" / f"{number + (number >= 4)}.xy").read_text().split()[4:6])
+        assert (round(x, 3), round(y, 3)) == (40.0 + number, 30.0 + number)
