@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from tests.waiting import wait_until
 from tests.chain import RA, DEC, Run, assert_crop_in_bucket, crop_key, step_of
 from tests.fitsimages import make_image
 from tests.s3server import S3Server
@@ -77,13 +77,6 @@ def stop(process: subprocess.Popen, run: Run) -> None:
     process.communicate(timeout=60)
 
 
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def partial_bytes(scratch: Path) -> int:
     """The size of the largest download rclone has in progress under SCRATCH/.../images."""
     return max((p.stat().st_size for p in scratch.rglob("*.partial") if p.is_file()), default=0)
@@ -119,8 +112,8 @@ def test_two_runs_fetching_one_image_at_once_each_read_the_whole_image(
     drain_a = start_drain(a)
     drain_b = None
     try:
-        wait_for(lambda: partial_bytes(a.scratch) >= image.stat().st_size * 2 // 5,
-                 "run A's download to be 40% through")
+        wait_until(lambda: partial_bytes(a.scratch) >= image.stat().st_size * 2 // 5,
+                 "run A's download to be 40% through", poll=0.01)
         drain_b = start_drain(b)
         assert drain_a.wait(timeout=120) == 0
         completed(a)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.chain import DEC, RA, assert_crop_in_bucket, compile_for_slurm, crop_key, real_slurm_environment
 from tests.fitsimages import make_image
 from tests.s3server import S3Server
@@ -306,14 +307,6 @@ exec /usr/bin/sbatch "$@"
     assert "lts-template" not in slurm_multicluster.run("squeue", "--clusters=all", "--noheader", check=False).stdout
 
 
-def _wait_until(condition, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout} s")
-        time.sleep(0.2)
-
-
 @pytest.mark.parametrize("fault", ["stopped and restarted", "paused"])
 def test_slurmctld_that_goes_away_during_a_submission_gets_each_job_once(slurm_multicluster: SlurmSetup,
                                                                          s3_server: S3Server, bucket: str,
@@ -335,16 +328,16 @@ def test_slurmctld_that_goes_away_during_a_submission_gets_each_job_once(slurm_m
         os.kill(pid, signal.SIGSTOP)
     else:
         os.kill(pid, signal.SIGTERM)
-        _wait_until(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3],
-                    "slurmctld stopped")
+        wait_until(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3],
+                    "slurmctld stopped", timeout=120, poll=0.2)
     try:
         with errors.open("w") as stderr:
             process = subprocess.Popen(["bash", str(run.scripts / "schedule.sh"), message], cwd=run.workdir,
                                        env=run.env, stdout=subprocess.PIPE, stderr=stderr, text=True)
             # a stopped slurmctld has left slurmdbd without its address
             expected = "Socket timed out" if fault == "paused" else "'magnus' can't be reached now"
-            _wait_until(lambda: "looking for job" in errors.read_text() or process.poll() is not None,
-                        "retrying")
+            wait_until(lambda: "looking for job" in errors.read_text() or process.poll() is not None,
+                        "retrying", timeout=120, poll=0.2)
             assert expected in errors.read_text(), errors.read_text()
     finally:
         if fault == "paused":
@@ -352,7 +345,7 @@ def test_slurmctld_that_goes_away_during_a_submission_gets_each_job_once(slurm_m
         else:
             subprocess.run(["slurmctld", "-f", str(conf), "-i"], env=slurm_multicluster.environ("magnus"),
                            check=True, timeout=60)
-        _wait_until(ping, "slurmctld answering")
+        wait_until(ping, "slurmctld answering", timeout=120, poll=0.2)
     stdout, _ = process.communicate(timeout=300)
     run.result = subprocess.CompletedProcess(process.args, process.returncode, stdout, errors.read_text())
     assert process.returncode == 0, run.result.stderr
@@ -369,5 +362,5 @@ def test_slurmctld_that_goes_away_during_a_submission_gets_each_job_once(slurm_m
         return len(ours) >= len(STEPS) + 1
 
     # slurmdbd records jobs in the order slurmctld sent them: a duplicate would come before the report
-    _wait_until(accounted, "every job in accounting", timeout=60)
+    wait_until(accounted, "every job in accounting", timeout=60, poll=0.2)
     assert len(ours) == len(set(ours)) == len(STEPS) + 1, ours

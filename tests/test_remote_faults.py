@@ -13,11 +13,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
 
@@ -32,14 +32,6 @@ def with_limits(limits: str) -> str:
     anchor = "    credentials: [ACCESS_KEY_ID, SECRET_ACCESS_KEY]\n"
     assert anchor in SPEC
     return SPEC.replace(anchor, anchor + limits)
-
-
-def wait_for(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout} s")
-        time.sleep(0.1)
 
 
 def sync_in(scripts: Path, env: dict[str, str], tmp_path: Path, key: str) -> subprocess.Popen[str]:
@@ -87,7 +79,7 @@ def test_the_s3_server_killed_during_sync_in_fails_it_with_the_default_limits(
         env = shim_state.env(server.env(env_extra={"RCLONE_BWLIMIT": "512k"}))
         process = sync_in(scripts_dir, env, tmp_path, "dying/data/big.fits")
         try:
-            wait_for(lambda: any(p.is_file() for p in (tmp_path / "images").glob("*.part/*")) or process.poll() is not None,
+            wait_until(lambda: any(p.is_file() for p in (tmp_path / "images").glob("*.part/*")) or process.poll() is not None,
                      "a file arriving")
             assert process.poll() is None, process.communicate()
             os.killpg(server.pgid, signal.SIGKILL)
@@ -166,7 +158,7 @@ def test_an_upload_killed_half_way_leaves_no_multipart_upload(scripts_dir: Path,
                 rclone.append(found)
             return bytes_written(rclone[0]) > 40 << 20
 
-        wait_for(uploading, "uploading 40 MiB")
+        wait_until(uploading, "uploading 40 MiB")
         assert process.poll() is None, process.communicate()
         os.kill(rclone[0], signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)

@@ -14,11 +14,11 @@ import os
 import re
 import shlex
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.slurmlib import (
     FINAL_STATES,
     SlurmError,
@@ -66,17 +66,6 @@ def stamps(out: Path, *names: str) -> dict[str, float]:
     for n in names:
         result.update(read_timestamps(out / f"{n}.t"))
     return result
-
-
-def wait_until(pred, timeout: float, what: str, poll: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(poll)
 
 
 # ---------------------------------------------------------------------------- single cluster
@@ -132,13 +121,14 @@ def test_single_kill_on_invalid_dep_decides_fate_of_dependants(slurm_single: Slu
     # without the flag the dependant stays PENDING for ever, reason DependencyNeverSatisfied
     info = wait_until(
         lambda: (i := s.job_info(stuck)).get("Reason") == "DependencyNeverSatisfied" and i,
+        "DependencyNeverSatisfied",
         timeout=15,
-        what="DependencyNeverSatisfied",
+        poll=0.2,
     )
     assert info["JobState"] == "PENDING"
     # three scheduling passes later (sched_interval=1: one a second): still there, still pending
     cycles = scheduler_cycles(s)
-    wait_until(lambda: scheduler_cycles(s) >= cycles + 3, 30, "three more scheduler cycles")
+    wait_until(lambda: scheduler_cycles(s) >= cycles + 3, "three more scheduler cycles", 30, 0.2)
     assert s.job_states(stuck) == {stuck: "PENDING"}
     assert not (tmp_path / "killed.t").exists() and not (tmp_path / "stuck.t").exists()
     s.cancel(stuck)
@@ -226,7 +216,7 @@ def test_federation_cross_cluster_afterok_waits(slurm_federation: SlurmSetup, tm
     assert not (tmp_path / "orphan.t").exists()
     # ... and without the flag the remote dependant is left pending for ever
     info = wait_until(
-        lambda: (i := s.job_info(stuck)).get("Reason") == "DependencyNeverSatisfied" and i, 15, "DependencyNeverSatisfied"
+        lambda: (i := s.job_info(stuck)).get("Reason") == "DependencyNeverSatisfied" and i, "DependencyNeverSatisfied", 15, 0.2
     )
     assert info["JobState"] == "PENDING"
     s.cancel(stuck)
@@ -263,7 +253,7 @@ def test_multicluster_cross_cluster_afterok_does_not_wait(slurm_multicluster: Sl
     s = slurm_multicluster
     assert "fed1" not in s.run("sacctmgr", "-n", "-P", "show", "federation").stdout
     up = s.sbatch(*stamp_job(tmp_path, "up", gate=True), cluster="zeus")
-    wait_until(lambda: (tmp_path / "up.t").exists(), 20, "the zeus job to start")
+    wait_until(lambda: (tmp_path / "up.t").exists(), "the zeus job to start", 20, 0.2)
     down = s.sbatch(
         "--kill-on-invalid-dep=yes", f"--dependency=afterok:{job_id(up)}", *stamp_job(tmp_path, "down"), cluster="magnus"
     )
@@ -296,7 +286,7 @@ def test_stop_leaves_no_process(slurm_base_dir: Path):
             pids = [int(line.split()[0]) for line in listed if line.split() and line.split()[0].isdigit()]
             return pids if len(pids) >= 2 else []  # the script and its sleep
 
-        job_pids = wait_until(job_processes, 30, "scontrol listpids to list the script and its sleep")
+        job_pids = wait_until(job_processes, "scontrol listpids to list the script and its sleep", 30, 0.2)
     finally:
         setup.stop()
     assert setup.alive() == {}
