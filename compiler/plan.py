@@ -372,7 +372,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
 
 def _binds(spec: Spec, name: str) -> tuple[Word, ...]:
     """What step `name`'s container must see: the images under the scratch root, and the run directory
-    (its batch file, outcome files, pixel files, crops and, with ranged staging, headers and strips).
+    (its batch file, outcome files, pixel files, crops and, with ranged staging, headers and windows of rows).
     A container sees only its image, its runtime's default binds ($HOME, /tmp, the working directory)
     and what it is given to bind; a cluster's scratch is none of those."""
     if spec.steps[name].container is None:
@@ -400,8 +400,8 @@ def _ranged_remote(spec: Spec) -> str | None:
 def _ranged(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     """Ranged staging: sync in fetches each image's header (or, for an image unfit for it, the whole
     image) into the run directory; world to pixel reads it; a rows job on the sync-in step's partition
-    then fetches the rows each image's crops need into strips, and writes the crop step's batch file
-    (strip and shifted pixel per object); the crop step waits for it instead."""
+    then fetches the rows each image's crops need into one window of the image, and writes the crop step's
+    batch file (window and shifted pixel per object); the crop step waits for it instead."""
     remote = _ranged_remote(spec)
     by_action = {job.action: job for job in jobs}
     sync_in, world_to_pixel, crop = by_action["sync-in"], by_action["world-to-pixel"], by_action["crop"]

@@ -63,6 +63,7 @@ def test_a_ranged_run_is_counted_exactly(built_spec, s3_server: S3Server, proxy:
     images = make_images(tmp_path, 1, 400, 300, "tall")
     ours = measure_ltsflow(Bench(built_spec("ranged"), s3_server, proxy, tmp_path / "runs"), images, 2)
     assert (ours.sbatch_calls, ours.crops) == (5, 2)
+    assert ours.tool_runs == 2  # one sky2xy and one astcrop, however many bands of rows
     # the header (8 blocks asked for) and at most two bands of 21 rows of 400 float32 pixels
     assert 0 < ours.bytes_fetched <= 8 * 2880 + 2 * 21 * 400 * 4 < images[0].size
 

@@ -1,11 +1,11 @@
-"""templates/_fits_rows.sh.j2, ranged staging: a header-only file for sky2xy, then strips of rows for astcrop.
+"""templates/_fits_rows.sh.j2, ranged staging: a header-only file for sky2xy, then a window of rows for astcrop.
 
 The library runs inside tests/templates/fits_rows_test.sh.j2 (the prelude, _tool.sh.j2 and the library, and a
 main that prints the library's globals). rclone reads plain local paths here, and a wrapper ``rclone`` first
 on PATH logs every ``--offset``/``--count`` it is given, so the bytes read are counted. The oracles are
-astropy (the strip's pixels and WCS against the whole image's) and the real tools: ``astcrop`` on a strip
-at y - (FIRST-1) equals ``astcrop`` on the whole image at y, and ``sky2xy`` on the header-only file equals
-``sky2xy`` on the whole image.
+astropy (the window's pixels and WCS against the whole image's) and the real tools: ``astcrop`` on a window
+whose first row is the image's row FIRST, at y - (FIRST-1), equals ``astcrop`` on the whole image at y, and
+``sky2xy`` on the header-only file equals ``sky2xy`` on the whole image.
 """
 
 from __future__ import annotations
@@ -174,29 +174,59 @@ def rows_for(y: float, width: int, ny: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- the checks
 
 
-def check_strip(image: Image, strip: Path, first: int, last: int) -> None:
-    """astropy: the strip holds rows first..last, and its WCS puts every pixel where the image's does."""
+def check_window(image: Image, window: Path, bands: list[tuple[int, int]]) -> None:
+    """astropy: the window spans the bands' rows, holds each band's rows (zeros between them), and its WCS
+    puts every pixel where the image's does."""
     data, header, _ = image.hdul_data()
-    with fits.open(strip) as hdul:
+    first, last = bands[0][0], bands[-1][1]
+    with fits.open(window) as hdul:
         assert len(hdul) == 1
-        assert strip.stat().st_size % BLOCK == 0
-        strip_data = np.array(hdul[0].data)
-        strip_header = hdul[0].header
-    assert np.array_equal(strip_data, data[first - 1:last], equal_nan=True)
-    assert strip_header["NAXIS2"] == last - first + 1
+        assert window.stat().st_size % BLOCK == 0
+        window_data = np.array(hdul[0].data)
+        window_header = hdul[0].header
+    assert window_header["NAXIS2"] == last - first + 1
+    covered = np.zeros(last - first + 1, dtype=bool)
+    for low, high in bands:
+        assert np.array_equal(window_data[low - first:high - first + 1], data[low - 1:high], equal_nan=True)
+        covered[low - first:high - first + 1] = True
+    raw = raw_rows(window, len(window_header.tostring()), image.nx * abs(image.bitpix) // 8, last - first + 1)
+    assert len(raw) == len(covered)
+    assert all(not any(row) for row, inside in zip(raw, covered) if not inside)  # the gaps: zero bytes
     for key in ("", "A"):
         if f"CRPIX2{key}" not in header:
             continue
-        card = strip_header.cards[f"CRPIX2{key}"]
+        card = window_header.cards[f"CRPIX2{key}"]
         text = card.image[10:30].strip()
         assert card.image[29] != " " and card.image[8:10] == "= "  # fixed format: value ends in column 30
         assert Decimal(text) == Decimal(header.cards[f"CRPIX2{key}"].image[10:30].strip()) - (first - 1)
         assert card.comment == header.cards[f"CRPIX2{key}"].comment
-        whole, part = WCS(header, key=key or " "), WCS(strip_header, key=key or " ")
+        whole, part = WCS(header, key=key or " "), WCS(window_header, key=key or " ")
         xs = np.array([1.0, image.nx, 17.25, 1.0, image.nx])
         ys = np.array([first, first, (first + last) / 2, last, last], dtype=float)
         assert np.array_equal(np.array(part.pixel_to_world_values(xs - 1, ys - first)),
                               np.array(whole.pixel_to_world_values(xs - 1, ys - 1)))
+
+
+def raw_rows(path: Path, header_bytes: int, row_bytes: int, rows: int) -> list[bytes]:
+    """The data rows of a one-HDU FITS file, as stored."""
+    raw = path.read_bytes()[header_bytes:]
+    return [raw[i * row_bytes:(i + 1) * row_bytes] for i in range(rows)]
+
+
+def check_strip(image: Image, strip: Path, first: int, last: int) -> None:
+    """A window of one band."""
+    check_window(image, strip, [(first, last)])
+
+
+def merged(bands: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Bands sorted, and merged where they overlap or touch (as fetch_rows.sh merges them)."""
+    out: list[tuple[int, int]] = []
+    for low, high in sorted(bands):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out
 
 
 def wcs_parameters(path: Path) -> tuple:
@@ -254,14 +284,14 @@ CROPS = ((20.25, 24.75, 21), (41.0, 2.0, 20), (7.5, 49.75, 21), (55.0, 45.5, 9))
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_strips_crop_like_the_whole_image(case: str, driver: Driver, tmp_path: Path) -> None:
+def test_a_window_crops_like_the_whole_image(case: str, driver: Driver, tmp_path: Path) -> None:
     image = write_image(tmp_path / f"{case}.fits", **CASES[case])
     assert image.bitpix == BITPIX[CASES[case]["kind"]]
     _, header, data_offset = image.hdul_data()
-    bands = [rows_for(y, width, image.ny) for _, y, width in CROPS]
-    head = tmp_path / "head.fits"
-    run = driver.run("strips", image.path, image.hdu, head, tmp_path / "band",
-                     *(f"{first}:{last}" for first, last in bands))
+    bands = merged([rows_for(y, width, image.ny) for _, y, width in CROPS])
+    assert len(bands) == 3  # the two crops at the top share rows
+    head, window = tmp_path / "head.fits", tmp_path / "window.fits"
+    run = driver.run("window", image.path, image.hdu, head, window, *(f"{first}:{last}" for first, last in bands))
     assert run.problem == ""
     row_bytes = image.nx * abs(image.bitpix) // 8
     assert (run.int("FITS_DATA_OFFSET"), run.int("FITS_NAXIS1"), run.int("FITS_NAXIS2"),
@@ -276,10 +306,29 @@ def test_strips_crop_like_the_whole_image(case: str, driver: Driver, tmp_path: P
     assert sum(count for _, count in header_fetches) <= max(FIRST_FETCH, 2 * data_offset)
 
     check_sky2xy(image, head, tmp_path)
-    for number, ((x, y, width), (first, last)) in enumerate(zip(CROPS, bands), start=1):
-        strip = tmp_path / f"band.{number}.fits"
-        check_strip(image, strip, first, last)
-        check_crop(image, strip, first, x, y, width, tmp_path / f"crop{number}.fits")
+    check_window(image, window, bands)
+    for number, (x, y, width) in enumerate(CROPS, start=1):
+        check_crop(image, window, bands[0][0], x, y, width, tmp_path / f"crop{number}.fits")
+
+
+def test_bands_are_fetched_eight_at_a_time_into_one_window(driver: Driver, tmp_path: Path) -> None:
+    """Twenty bands: every band's rows fetched once, and each in the window at its place."""
+    image = write_image(tmp_path / "many.fits", "float32", nx=30, ny=100)
+    bands = [(5 * n + 1, 5 * n + 3) for n in range(20)]
+    run = driver.run("window", image.path, 0, tmp_path / "h.fits", tmp_path / "w.fits",
+                     *(f"{first}:{last}" for first, last in bands))
+    assert run.problem == ""
+    assert sorted(run.fetches[1:]) == [(BLOCK + (first - 1) * 120, 3 * 120) for first, _ in bands]
+    check_window(image, tmp_path / "w.fits", bands)
+    assert not list(tmp_path.glob("w.fits.*"))  # no part file left
+
+
+def test_a_window_takes_bands_in_order_and_apart(driver: Driver, tmp_path: Path) -> None:
+    image = write_image(tmp_path / "img.fits", "float32")
+    for bands in (("10:20", "15:30"), ("30:40", "1:5"), ("3:9", "9:12")):
+        run = driver.run("window", image.path, 0, tmp_path / "h.fits", tmp_path / "w.fits", *bands)
+        assert "overlaps or precedes the band before it" in run.problem and len(run.fetches) == 1
+        assert not (tmp_path / "w.fits").exists()
 
 
 def test_one_strip_and_its_bytes(driver: Driver, tmp_path: Path) -> None:
@@ -318,22 +367,22 @@ def test_rclone_runs_through_the_launcher(tmp_path: Path) -> None:
     launcher.chmod(0o755)
     driver = Driver(tmp_path / "d", launcher=(str(launcher),), path="/usr/bin:/bin")
     image = write_image(tmp_path / "l.fits", "float32")
-    run = driver.run("strips", image.path, 0, tmp_path / "head.fits", tmp_path / "b", "1:5", "40:50")
+    run = driver.run("window", image.path, 0, tmp_path / "head.fits", tmp_path / "w.fits", "1:5", "40:50")
     assert run.problem == "" and len(run.fetches) == 3
-    check_strip(image, tmp_path / "b.2.fits", 40, 50)
+    check_window(image, tmp_path / "w.fits", [(1, 5), (40, 50)])
 
 
 @pytest.mark.s3
 def test_ranges_from_s3(driver: Driver, s3_server, s3_bucket: str, tmp_path: Path) -> None:
-    """From a real S3 store (range requests), the same strips as from the local file; a missing key."""
+    """From a real S3 store (range requests), the same window as from the local file; a missing key."""
     image = write_image(tmp_path / "s3.fits", "int16", hdu=1, primary_data=True)
     s3_server.put(image.path, f"{s3_bucket}/dir/image.fits")
-    local = driver.run("strips", image.path, 1, tmp_path / "local.h.fits", tmp_path / "local", "1:11", "30:50")
-    remote = driver.run("strips", f"ceph:{s3_bucket}/dir/image.fits", 1, tmp_path / "s3.h.fits", tmp_path / "s3",
-                        "1:11", "30:50", env=s3_server.env())
+    local = driver.run("window", image.path, 1, tmp_path / "local.h.fits", tmp_path / "local.w.fits", "1:11", "30:50")
+    remote = driver.run("window", f"ceph:{s3_bucket}/dir/image.fits", 1, tmp_path / "s3.h.fits",
+                        tmp_path / "s3.w.fits", "1:11", "30:50", env=s3_server.env())
     assert remote.problem == "" and sorted(remote.fetches) == sorted(local.fetches) and len(remote.fetches) == 3
     assert remote.values == local.values
-    for name in ("h.fits", "1.fits", "2.fits"):
+    for name in ("h.fits", "w.fits"):
         assert (tmp_path / f"s3.{name}").read_bytes() == (tmp_path / f"local.{name}").read_bytes()
     # A missing key in a bucket is no error to rclone: nothing is read, and the image is "empty".
     missing = driver.run("header", f"ceph:{s3_bucket}/dir/nokey.fits", 0, tmp_path / "m.fits", env=s3_server.env())
@@ -395,14 +444,14 @@ def test_other_problems(driver: Driver, tmp_path: Path) -> None:
     image = write_image(tmp_path / "img.fits", "float32")
     for first, last in ((0, 3), (5, 4), (45, 51), ("a", 3)):
         run = driver.run("strip", image.path, 0, tmp_path / "h.fits", first, last, tmp_path / "s.fits")
-        assert "are not within 1 to 50" in run.problem and len(run.fetches) == 1
+        assert "are not FIRST:LAST within 1 to 50" in run.problem and len(run.fetches) == 1
         assert not (tmp_path / "s.fits").exists()
 
     truncated = tmp_path / "short.fits"
     truncated.write_bytes(image.path.read_bytes()[:BLOCK + 40 * 60 * 4])
-    run = driver.run("strips", truncated, 0, tmp_path / "h.fits", tmp_path / "t", "1:10", "38:50")
-    assert "ends before the rows" in run.problem and run.int("FITS_FETCH_STATUS") == 0
-    assert not (tmp_path / "t.1.fits").exists() and not (tmp_path / "t.2.fits").exists()
+    run = driver.run("window", truncated, 0, tmp_path / "h.fits", tmp_path / "t.fits", "1:10", "38:50")
+    assert "ends before rows 38:50" in run.problem and run.int("FITS_FETCH_STATUS") == 0
+    assert not list(tmp_path.glob("t.fits*"))
 
 
 # ----------------------------------------------------------------------------- exact CRPIX arithmetic
