@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -38,6 +39,7 @@ REAL_RCLONE = Path(sys.executable).parent / "rclone"
 BLOCK = 2880
 FIRST_FETCH = 8 * BLOCK
 FETCH = re.compile(r"^cat --offset (\d+) --count (\d+) -- (.+)$")
+SERVER = "rcd --rc-serve --rc-no-auth --rc-addr unix://socket"
 
 
 def render_driver(launcher: tuple[str, ...] = ()):
@@ -56,6 +58,7 @@ class Run:
     values: dict[str, str]
     fetches: list[tuple[int, int]]
     stderr: str
+    servers: int = 0  # range servers started
 
     @property
     def problem(self) -> str:
@@ -95,12 +98,15 @@ class Driver:
                               timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
         values = dict(line.split("=", 1) for line in proc.stdout.splitlines())
-        fetches = []
+        fetches, servers = [], 0
         for line in self.log.read_text().splitlines():
+            if line == SERVER:
+                servers += 1
+                continue
             m = FETCH.match(line)
             assert m, f"an rclone call that is no ranged cat: {line!r}"
             fetches.append((int(m[1]), int(m[2])))
-        return Run(values, fetches, proc.stderr)
+        return Run(values, fetches, proc.stderr, servers)
 
 
 @pytest.fixture(scope="module")
@@ -323,6 +329,49 @@ def test_bands_are_fetched_eight_at_a_time_into_one_window(driver: Driver, tmp_p
     assert not list(tmp_path.glob("w.fits.*"))  # no part file left
 
 
+def test_the_range_server_fetches_every_band_with_one_rclone(driver: Driver, tmp_path: Path) -> None:
+    """Through the range server, the header and twenty bands cost one rclone start, and the window is
+    the one rclone cat makes; the server and its directory are gone afterwards."""
+    image = write_image(tmp_path / "many.fits", "float32", nx=30, ny=100)
+    bands = [(5 * n + 1, 5 * n + 3) for n in range(20)]
+    (tmp_path / "served").mkdir()
+    run = driver.run("served", image.path, 0, tmp_path / "h.fits", tmp_path / "served" / "w.fits",
+                     *(f"{first}:{last}" for first, last in bands))
+    assert run.problem == "" and run.values["FITS_SERVER_STARTED"] == "true", run.stderr
+    assert run.values["FITS_SERVED"] == " ".join(["true"] * 20)
+    assert (run.servers, run.fetches) == (1, [])  # the server, and no rclone cat
+    check_window(image, tmp_path / "served" / "w.fits", bands)
+    assert [p.name for p in (tmp_path / "served").iterdir()] == ["w.fits"]  # no part file, no server left
+    plain = driver.run("window", image.path, 0, tmp_path / "h2.fits", tmp_path / "w2.fits",
+                       *(f"{first}:{last}" for first, last in bands))
+    assert (tmp_path / "w2.fits").read_bytes() == (tmp_path / "served" / "w.fits").read_bytes()
+    assert len(plain.fetches) == 21
+
+
+def test_what_the_range_server_does_not_deliver_goes_by_rclone_cat(driver: Driver, tmp_path: Path) -> None:
+    """A band the server cannot deliver whole (past the end of a truncated file) is fetched again by rclone
+    cat, which says what is wrong; with no curl, every band goes by rclone cat."""
+    image = write_image(tmp_path / "img.fits", "float32")
+    truncated = tmp_path / "short.fits"
+    truncated.write_bytes(image.path.read_bytes()[:BLOCK + 40 * 60 * 4])
+    run = driver.run("served", truncated, 0, tmp_path / "h.fits", tmp_path / "t.fits", "1:10", "38:50")
+    assert run.values["FITS_SERVED"] == "true false"
+    assert "ends before rows 38:50" in run.problem and run.servers == 1
+    assert run.fetches == [(BLOCK + 37 * 240, 13 * 240)]
+    assert not list(tmp_path.glob("t.fits*")) and not list(tmp_path.glob("range-server.*"))
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "cat", "date", "dirname", "head", "mktemp", "rm", "stat", "tail", "tr", "truncate", "wc"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "rclone").symlink_to(driver.script.parent / "bin" / "rclone")
+    no_curl = Driver(tmp_path / "d", path=str(bin_dir))
+    run = no_curl.run("served", image.path, 0, tmp_path / "h.fits", tmp_path / "n.fits", "1:10", "38:50")
+    assert run.problem == "" and run.values["FITS_SERVER_STARTED"] == "false" and run.servers == 0
+    assert "no curl on PATH" in run.stderr and len(run.fetches) == 3
+    check_window(image, tmp_path / "n.fits", [(1, 10), (38, 50)])
+
+
 def test_a_window_takes_bands_in_order_and_apart(driver: Driver, tmp_path: Path) -> None:
     image = write_image(tmp_path / "img.fits", "float32")
     for bands in (("10:20", "15:30"), ("30:40", "1:5"), ("3:9", "9:12")):
@@ -384,9 +433,23 @@ def test_ranges_from_s3(driver: Driver, s3_server, s3_bucket: str, tmp_path: Pat
     assert remote.values == local.values
     for name in ("h.fits", "w.fits"):
         assert (tmp_path / f"s3.{name}").read_bytes() == (tmp_path / f"local.{name}").read_bytes()
+    # Through the range server, under a key that URLs must encode: the same window, one rclone start.
+    key = "dir/odd [key] é+%#?&=;' x.fits"
+    s3_server.put(image.path, f"{s3_bucket}/{key}")
+    (tmp_path / "srv").mkdir()
+    served = driver.run("served", f"ceph:{s3_bucket}/{key}", 1, tmp_path / "srv.h.fits", tmp_path / "srv" / "w.fits",
+                        "1:11", "30:50", env=s3_server.env())
+    assert served.problem == "" and served.values["FITS_SERVED"] == "true true", served.stderr
+    assert (served.servers, served.fetches) == (1, [])
+    assert (tmp_path / "srv.h.fits").read_bytes() == (tmp_path / "local.h.fits").read_bytes()
+    assert (tmp_path / "srv" / "w.fits").read_bytes() == (tmp_path / "local.w.fits").read_bytes()
     # A missing key in a bucket is no error to rclone: nothing is read, and the image is "empty".
     missing = driver.run("header", f"ceph:{s3_bucket}/dir/nokey.fits", 0, tmp_path / "m.fits", env=s3_server.env())
     assert "is empty or missing" in missing.problem
+    # The server answers 404; rclone cat, asked again, reads nothing: the same problem.
+    missing = driver.run("served", f"ceph:{s3_bucket}/dir/nokey.fits", 0, tmp_path / "srv" / "m.fits",
+                         tmp_path / "srv" / "w.fits", "1:2", env=s3_server.env())
+    assert "is empty or missing" in missing.problem and missing.servers == 1 and len(missing.fetches) == 1
 
 
 # ----------------------------------------------------------------------------- images it does not take
