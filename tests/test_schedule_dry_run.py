@@ -153,6 +153,19 @@ def test_help_exits_zero_and_lists_exit_codes(scripts_dir: Path) -> None:
         assert result.returncode == 0, script
         assert result.stdout.startswith("Usage: ")
         assert "Exit codes:" in result.stdout
+        # the codes right-aligned, so that every meaning starts in one column (10 has two digits)
+        table = result.stdout.split("Exit codes:\n", 1)[1].splitlines()
+        assert [line[:6] for line in table] == [f"  {code:>2}  " for code in range(11)], (script, table)
+        assert all(line[6] != " " for line in table), (script, table)
+
+
+def test_an_unknown_option_is_a_usage_error_that_names_it(scripts_dir: Path) -> None:
+    for script in sorted(p.name for p in scripts_dir.glob("*.sh")):
+        for args in (["--bogus"], ["--bogus", "a", "b"]):
+            result = subprocess.run(["bash", str(scripts_dir / script), *args], capture_output=True, text=True,
+                                    check=False)
+            assert result.returncode == 2, (script, result.stderr)
+            assert result.stderr.endswith(f"{script}: error: unknown option --bogus; see --help\n"), (script, result.stderr)
 
 
 def test_one_file_may_hold_many_messages_as_json_lines(scripts_dir: Path, tmp_path: Path) -> None:
