@@ -36,7 +36,7 @@ EXIT_CODES = (
     ExitCode("TOOL_FAILED", 7, "a tool failed (a transfer failed or was incomplete, a tool crashed)"),
     ExitCode("SUBMIT_FAILED", 8, "a submission failed; every job already submitted was cancelled"),
     ExitCode("SOME_FAILED", 9, "a run finished with failures: some objects or jobs failed (see its results.json)"),
-    ExitCode("SCRATCH_FAILED", 10, "scratch could not be written (read-only, full or not permitted): nothing was submitted"),
+    ExitCode("SCRATCH_FAILED", 10, "scratch could not be written (read-only, full or not permitted): nothing was submitted, or no report written"),
 )
 
 # ----------------------------------------------------------------- the graph

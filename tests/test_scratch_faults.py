@@ -112,3 +112,29 @@ def test_a_job_failed_by_a_full_scratch_is_explained_by_status(scripts_dir: Path
         assert (f"note: crop job {crop['id']} ended FAILED (exit {crop['exit_code']}:0) and left an empty log ({log}); "
                 "scratch has 0 KiB free: a full or read-only scratch fails a job this way") in status.stdout, status.stdout
         assert status.stdout.splitlines()[-1].startswith("result: failed (crop: FAILED")
+
+
+@pytest.mark.s3
+def test_status_report_on_a_full_scratch_prints_the_report_and_says_it_could_not_write_it(
+        scripts_dir: Path, shim_state: ShimState, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    image = tmp_path / "frame.fits"
+    make_image(image, nx=300, ny=200, ra=RA, dec=DEC)
+    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
+    with tmpfs(tmp_path / "scratch", "4m") as scratch:
+        run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+        assert run.scratch == scratch
+        assert run.schedule(run.message(file=f"{s3_bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
+            run.result.stderr
+        assert shim_state.drain(run.env, cwd=run.workdir, max_jobs=1).returncode == 0
+        fill(scratch)
+        report = subprocess.run(["bash", str(scripts_dir / "status.sh"), "--report", str(run.run_dir)],
+                                cwd=run.workdir, env=run.env, capture_output=True, text=True, check=False, timeout=60)
+        plain = run.status()
+        assert report.returncode == 10, report.stderr
+        # the same report as status.sh prints, on stdout; no report.txt, not even an empty one
+        assert report.stdout == plain.stdout
+        assert report.stdout.splitlines()[-1] == "result: running", report.stdout
+        assert not (run.run_dir / "report.txt").exists()
+        assert "unexpected" not in report.stderr
+        assert (f"status.sh: error: could not write the report into {run.run_dir}/report.txt "
+                f"(scratch has 0 KiB free): it is on stdout only") in report.stderr, report.stderr
