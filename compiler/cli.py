@@ -106,7 +106,8 @@ def _plan(arguments: argparse.Namespace) -> int:
 
 
 def _schema(_arguments: argparse.Namespace) -> int:
-    print(json.dumps(Spec.model_json_schema(), indent=2, sort_keys=True))
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **Spec.model_json_schema()}
+    print(json.dumps(schema, indent=2, sort_keys=True))
     return EXIT_OK
 
 

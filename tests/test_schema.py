@@ -63,6 +63,7 @@ def validator() -> Draft202012Validator:
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(["schema"]) == 0
     schema = json.loads(out.getvalue())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"  # its draft, for editors
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
