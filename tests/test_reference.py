@@ -7,9 +7,10 @@ import typing
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from compiler.cli import main
+from compiler.diagnostics import BuildError
 from compiler.reference import BEGIN, END, reference, splice
 from compiler.spec import Spec
 
@@ -160,3 +161,34 @@ def test_reference_write_to_a_file_without_markers_exits_1_and_leaves_it(
     code, out, err = run(capsys, "reference", "--write", str(tmp_path / "missing.md"))
     assert (code, out) == (1, "")
     assert err == f"ltsflow: error: No such file or directory: {tmp_path / 'missing.md'}\n"
+
+
+def test_a_field_without_a_description_stops_the_reference() -> None:
+    class Undocumented(BaseModel):
+        """A throw-away model."""
+
+        documented: int = Field(description="Has one.")
+        bare: int
+
+    with pytest.raises(BuildError, match=r"^bare has no description: give its field one in compiler/spec.py$"):
+        reference(Undocumented)
+
+
+def test_a_shape_the_reference_cannot_lay_out_stops_it_rather_than_being_left_out() -> None:
+    class One(BaseModel):
+        """One kind."""
+
+        a: int = Field(description="A.")
+
+    class Other(BaseModel):
+        """Another kind."""
+
+        b: int = Field(description="B.")
+
+    class Either(BaseModel):
+        """A throw-away model."""
+
+        kind: One | Other = Field(description="Either kind.")
+
+    with pytest.raises(BuildError, match="the reference cannot describe the schema .*extend compiler/reference.py"):
+        reference(Either)
