@@ -1,6 +1,7 @@
 # ltsflow: two commands set everything up on a fresh Debian 12 (python3, python3-venv, make, git).
 #   make build   create .venv, install ltsflow, compile the default spec into out/
 #   make test    install what the tests need (apt-get too, when root), then run every test
+#   make reference  rewrite README.md's spec reference from the models in compiler/spec.py
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ OUT ?= out
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: build test check plan bench clean system-packages
+.PHONY: build test check plan reference bench clean system-packages
 
 build: $(VENV)/.installed
 	$(BIN)/ltsflow build $(SPEC) -o $(OUT)
@@ -36,6 +37,9 @@ check: $(VENV)/.installed
 
 plan: $(VENV)/.installed
 	$(BIN)/ltsflow plan $(SPEC)
+
+reference: $(VENV)/.installed
+	$(BIN)/ltsflow reference --write README.md
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -1,4 +1,4 @@
-"""The command line: `ltsflow build|check|plan|schema`.
+"""The command line: `ltsflow build|check|plan|schema|reference`.
 
 Exit codes: 0 ok, 1 I/O or internal failure, 2 the spec is wrong (or bad usage).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from . import __version__
 from .build import build, check_spec
 from .diagnostics import BuildError, SpecError
 from .plan import JobGraph
+from .reference import BEGIN, END, reference, splice
 from .spec import Spec
 
 EXIT_OK = 0
@@ -70,8 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     plan_parser.set_defaults(run=_plan)
 
     schema_parser = commands.add_parser("schema", help="print the spec's JSON Schema", description=(
-        "Print the JSON Schema of the spec, for editors."))
+        "Print the JSON Schema (draft 2020-12) of the spec, for editors and other tools. It is made from the "
+        "same models as `ltsflow check`, and checks every key and type, but not what `ltsflow check` "
+        "checks across keys (names that must exist, dependencies, the formats of names and paths)."))
     schema_parser.set_defaults(run=_schema)
+
+    reference_parser = commands.add_parser("reference", help="print the spec reference (markdown)", description=(
+        "Print the spec reference, a markdown table of every key of the spec, made from the same models as "
+        "the JSON Schema. With --write FILE, replace the reference in FILE (between the lines "
+        f"{BEGIN!r} and {END!r}) instead, as `make reference` does for README.md."))
+    reference_parser.add_argument("--write", type=Path, metavar="FILE",
+                                  help="rewrite the reference in FILE in place instead of printing it")
+    reference_parser.set_defaults(run=_reference)
     return parser
 
 
@@ -94,7 +106,29 @@ def _plan(arguments: argparse.Namespace) -> int:
 
 
 def _schema(_arguments: argparse.Namespace) -> int:
-    print(json.dumps(Spec.model_json_schema(), indent=2, sort_keys=True))
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **Spec.model_json_schema()}
+    print(json.dumps(schema, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _reference(arguments: argparse.Namespace) -> int:
+    table = reference()
+    if arguments.write is None:
+        print(table, end="")
+        return EXIT_OK
+    path: Path = arguments.write
+    text = path.read_text(encoding="utf-8")
+    try:
+        updated = splice(text, table)
+    except ValueError as error:
+        raise BuildError(f"{path} {error}") from None
+    if updated == text:
+        print(f"ltsflow: {path}: the spec reference is up to date", file=sys.stderr)
+        return EXIT_OK
+    temporary = path.with_name(f".{path.name}.ltsflow-tmp")
+    temporary.write_text(updated, encoding="utf-8")
+    os.replace(temporary, path)
+    print(f"ltsflow: {path}: rewrote the spec reference", file=sys.stderr)
     return EXIT_OK
 
 

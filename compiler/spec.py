@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .diagnostics import quoted
-from .rclone import rclone_setting
+from .rclone import RCLONE_FLAGS, rclone_setting
 from .words import Environment, Text
 
 ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out", "report")
@@ -103,169 +103,230 @@ def _rclone_flag(value: str) -> str:
     return value
 
 
+_RCLONE_FLAG_LIST = "; ".join(
+    f"`--{flag.name}{dict(switch='', count='=N', size='=SIZE')[flag.kind]}`: {flag.meaning}"
+    for flag in RCLONE_FLAGS.values()
+)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Remote(_Model):
-    """An rclone remote, configured on the cluster only by RCLONE_CONFIG_<NAME>_* variables."""
+    """An rclone remote, configured in the jobs only by `RCLONE_CONFIG_<NAME>_*` variables (NAME in upper case).
+
+    With the default time-outs and retries, a dead or silent endpoint fails a step in about two minutes
+    at most, with exit 7 and a message naming the remote, its endpoint and these limits (rclone's own
+    defaults kept retrying for many minutes). The step scripts set them for the remote the step uses,
+    unless the job's environment sets them (name them in `exports` to pass them).
+    """
 
     type: Annotated[str, _matching(_BACKEND, "must be an rclone backend name such as \"s3\"")] = Field(
-        description="rclone backend (RCLONE_CONFIG_<NAME>_TYPE)."
+        description="rclone backend, such as `s3`: lower-case letters and digits. Set as "
+        "`RCLONE_CONFIG_<NAME>_TYPE`."
     )
     provider: Annotated[str, _matching(_PROVIDER, "must be a provider name such as \"Ceph\"")] | None = Field(
-        default=None, description="S3 provider (RCLONE_CONFIG_<NAME>_PROVIDER)."
+        default=None,
+        description="S3 provider, such as `Ceph`: letters and digits. Set as `RCLONE_CONFIG_<NAME>_PROVIDER`.",
     )
     endpoint: Annotated[str, _matching(_ENDPOINT, "must be an http:// or https:// URL")] | None = Field(
         default=None,
-        description="Endpoint URL (RCLONE_CONFIG_<NAME>_ENDPOINT); the environment may override it.",
+        description="Endpoint URL, `http://` or `https://`. Set as `RCLONE_CONFIG_<NAME>_ENDPOINT`, unless that "
+        "variable is set where `schedule.sh` runs: then the sync jobs get its value.",
     )
     staging: Literal["full", "ranged"] = Field(
         default="full",
-        description="How a sync-in step from this remote stages images. full: each image is copied whole. "
-        "ranged: for an uncompressed FITS image, its header is fetched alone, the pixel positions are "
-        "computed from it, and only the rows the crops need are fetched (rclone cat --offset --count), in "
-        "one more job on the sync-in step's partition; any other image is copied whole, and the log says why.",
+        description="How a sync-in step from this remote stages images. `full`: each image is copied whole. "
+        "`ranged`: for an uncompressed FITS image, its header is fetched alone, the pixel positions are "
+        "computed from it, and only the rows the crops need are fetched (`rclone cat --offset --count`), in "
+        "one more job on the sync-in step's partition; any other image is copied whole, and the log says why. "
+        "See the README's \"Ranged staging\".",
     )
     credentials: tuple[Annotated[str, _matching(ENV_NAME, "must be an UPPER_CASE option name")], ...] = Field(
         default=(),
-        description="Names of the rclone options that hold secrets, e.g. ACCESS_KEY_ID. Their "
-        "values come from RCLONE_CONFIG_<NAME>_<OPTION> in the submitting environment and "
-        "reach jobs by name only.",
+        description="The rclone options that hold secrets, in upper case, such as `ACCESS_KEY_ID` and "
+        "`SECRET_ACCESS_KEY`. Their values come from `RCLONE_CONFIG_<NAME>_<OPTION>` where `schedule.sh` runs, "
+        "and reach only the jobs that use the remote, in their environment, never in argv or a file.",
     )
     connect_timeout: Annotated[int, Field(ge=1, le=3600)] = Field(
         default=10,
-        description="Seconds rclone waits to connect to the endpoint (`--contimeout`, set as RCLONE_CONTIMEOUT).",
+        description="Seconds rclone waits to connect to the endpoint (`--contimeout`, set as "
+        "`RCLONE_CONTIMEOUT`).",
     )
     io_timeout: Annotated[int, Field(ge=1, le=86400)] = Field(
         default=30,
         description="Seconds rclone waits for an answer or more data on a connection (`--timeout`, set as "
-        "RCLONE_TIMEOUT).",
+        "`RCLONE_TIMEOUT`).",
     )
     retries: Annotated[int, Field(ge=1, le=100)] = Field(
         default=2,
-        description="Times rclone tries the whole transfer (`--retries`, set as RCLONE_RETRIES).",
+        description="Times rclone tries the whole transfer (`--retries`, set as `RCLONE_RETRIES`).",
     )
     low_level_retries: Annotated[int, Field(ge=1, le=100)] = Field(
         default=2,
-        description="Times rclone tries each request in one try of the transfer (`--low-level-retries`, set as "
-        "RCLONE_LOW_LEVEL_RETRIES).",
+        description="Times rclone tries each request within one try of the transfer (`--low-level-retries`, "
+        "set as `RCLONE_LOW_LEVEL_RETRIES`).",
     )
 
 
 class Cluster(_Model):
-    """A Slurm cluster (`sbatch -M NAME`) and the partitions steps may use on it."""
+    """A Slurm cluster, named as `sbatch --clusters` names it, and the partitions steps may use on it."""
 
     partitions: tuple[Annotated[str, _matching(_SLURM_WORD, "must be a Slurm partition name")], ...] = Field(
-        min_length=1, description="Partitions on this cluster."
+        min_length=1, description="The partitions steps may use on this cluster (`sbatch --partition`)."
     )
 
 
 class Container(_Model):
-    """The container a step's tool runs in (`RUNTIME run IMAGE TOOL ARGS...`)."""
+    """A container image and its runtime: the job runs the tool as `RUNTIME run IMAGE TOOL ARGS...`."""
 
     image: Annotated[str, _matching(_IMAGE, "must be docker://..., library://... or a .sif path")] = Field(
-        description="Image reference."
+        description="The image: `docker://...`, `library://...`, `oras://...` or `shub://...`, or the absolute "
+        "path of a `.sif` file."
     )
-    runtime: Literal["singularity", "apptainer"] = Field(default="singularity", description="Container runtime.")
+    runtime: Literal["singularity", "apptainer"] = Field(
+        default="singularity", description="The runtime command that runs the image."
+    )
 
 
 class Resources(_Model):
-    """Slurm resources for a step; each one left out is left to the cluster's default."""
+    """Slurm resources; each one left out is left to the cluster's default."""
 
     time: Annotated[str, _matching(_TIME, "must be a Slurm time such as \"30\", \"01:00:00\" or \"1-00:00:00\"")] | None = Field(
-        default=None, description="`--time`."
+        default=None,
+        description="Time limit (`sbatch --time`): MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS, "
+        "DAYS-HOURS:MINUTES or DAYS-HOURS:MINUTES:SECONDS.",
     )
     memory: Annotated[str, _matching(_MEMORY, "must be a Slurm memory size such as \"4G\"")] | None = Field(
-        default=None, description="`--mem`."
+        default=None,
+        description="Memory per node (`sbatch --mem`): a whole number of megabytes, or with a unit K, M, G or T, "
+        "such as `4G`.",
     )
-    cpus: Annotated[int, Field(ge=1)] | None = Field(default=None, description="`--cpus-per-task`.")
+    cpus: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="CPUs per task (`sbatch --cpus-per-task`)."
+    )
     account: Annotated[str, _matching(_SLURM_WORD, "must be a Slurm account name")] | None = Field(
-        default=None, description="`--account`."
+        default=None, description="Account the job is charged to (`sbatch --account`)."
     )
     qos: Annotated[str, _matching(_SLURM_WORD, "must be a Slurm QOS name")] | None = Field(
-        default=None, description="`--qos`."
+        default=None, description="Quality of service (`sbatch --qos`)."
     )
 
 
 class Step(_Model):
-    """One Slurm job of the chain."""
+    """A step: one Slurm job of the chain."""
 
     action: Literal["sync-in", "world-to-pixel", "crop", "sync-out", "report"] = Field(
-        description="What the step does: sync-in (rclone, remote -> scratch), world-to-pixel "
-        "(sky2xy), crop (astcrop), sync-out (rclone, scratch -> remote), report (optional: "
-        "records every job's final state in the run directory; give it afterany)."
+        description="What the step does: sync-in (rclone copies the images from the remote to scratch, "
+        "`sync.sh`), world-to-pixel (sky2xy, `get_world_2_pix.sh`), crop (astcrop, `crop_image_around_pixels.sh`), "
+        "sync-out (rclone copies the crops and `results.json` to the remote, `sync.sh`) or `report`. Each of the "
+        "first four appears exactly once. A report step is optional: it runs `status.sh --report`, which writes "
+        "`RUN_DIR/report.txt` with every job's final state and a last line `result: succeeded` or "
+        "`result: failed (...)` (on a full or read-only scratch it prints the report to its log, says so, "
+        "and exits 10); give it `afterany`."
     )
-    cluster: str = Field(description="Cluster to submit to (`sbatch -M`); a key of `clusters`.")
-    partition: str = Field(description="Partition (`sbatch -p`); one of the cluster's partitions.")
-    remote: str | None = Field(default=None, description="Remote (sync steps only); a key of `remotes`.")
+    cluster: str = Field(description="The cluster the job is submitted to (`sbatch --clusters`): a key of `clusters`.")
+    partition: str = Field(description="The partition (`sbatch --partition`): one of the cluster's partitions.")
+    remote: str | None = Field(
+        default=None,
+        description="Sync steps only, and required for them: the remote they copy from or to, a key of `remotes`.",
+    )
     modules: tuple[Annotated[str, _matching(_MODULE, "must be an environment module name")], ...] = Field(
-        default=(), description="Environment modules loaded before the tool runs."
+        default=(),
+        description="Environment modules loaded (`module load`) before the tool runs. Where no `module` command "
+        "is found, the step script warns and uses the tools on `PATH`.",
     )
-    container: Container | None = Field(default=None, description="Run the tool in this container.")
+    container: Container | None = Field(
+        default=None,
+        description="Run the tool in a container; without one, it runs on the node, from `PATH`. A report "
+        "step takes none.",
+    )
     rclone_flags: tuple[Annotated[str, AfterValidator(_rclone_flag)], ...] = Field(
         default=(),
         description="Sync steps only: rclone flags for this step's copies, each one of a fixed list "
-        "(`ltsflow check` names them), such as --local-no-set-modtime or --transfers=8. The job gets each "
-        "as rclone's environment variable (RCLONE_LOCAL_NO_SET_MODTIME=true), never on a command line.",
+        f"(`compiler/rclone.py`): {_RCLONE_FLAG_LIST}. The job gets each as rclone's environment variable "
+        "(`RCLONE_LOCAL_NO_SET_MODTIME=true`), never on a command line. Flags ltsflow sets itself (time-outs, "
+        "retries, the upload cut-off) or that would weaken its checks are not on the list.",
     )
-    resources: Resources = Field(default_factory=Resources, description="Slurm resources.")
+    resources: Resources = Field(default_factory=Resources, description="What the step's job asks Slurm for.")
     depends_on: dict[str, Literal["afterok", "afterany", "afternotok"]] = Field(
         default_factory=dict,
-        description="Steps this one waits for, each with its Slurm dependency type.",
+        description="The steps this one waits for, each with its Slurm dependency type. A step must depend, "
+        "directly or not, on the step whose output it reads. Cycles are errors.",
     )
 
 
 class Objects(_Model):
-    """Parameters of the objects cropped out of the images."""
+    """How the objects are cropped out of the images, and where the crops and the results go."""
 
     crop_width: Annotated[int, Field(ge=1, le=100_000)] = Field(
-        default=20, description="Crop width in pixels (astcrop rounds an even width up to odd)."
+        default=20, description="Crop width in pixels. astcrop makes an even width odd (20 gives 21x21)."
     )
     label: Annotated[str, _matching(_LABEL, "must be letters, digits, \".\", \"_\" or \"-\" (at most 64)")] = Field(
-        default="galaxy_1", description="Label of an object whose message gives none."
+        default="galaxy_1",
+        description="Label of an object whose message gives none: letters, digits, \".\", \"_\" and \"-\", "
+        "at most 64, starting with a letter or digit.",
     )
-    hdu: Annotated[int, Field(ge=0)] = Field(default=0, description="HDU of the image (astcrop -h).")
+    hdu: Annotated[int, Field(ge=0)] = Field(default=0, description="HDU of the image (`astcrop --hdu`).")
     output: Annotated[str, _matching(_PLACE, "must be BUCKET or BUCKET/PREFIX/")] | None = Field(
         default=None,
-        description="Where crops go in the sync-out step's remote, as BUCKET or BUCKET/PREFIX/: a crop's key "
-        "is then BUCKET/PREFIX/ followed by its image's bucket and key. Default: beside its image.",
+        description="Where crops go in the sync-out step's remote, as `BUCKET` or `BUCKET/PREFIX/`: a crop's key "
+        "is then `BUCKET/PREFIX/` followed by its image's bucket and key stem. Default: beside its image.",
     )
     results: Annotated[str, _matching(_PLACE, "must be BUCKET or BUCKET/PREFIX/")] | None = Field(
         default=None,
-        description="Where each run's results.json goes in the sync-out step's remote, as BUCKET/PREFIX/: "
-        "its key is BUCKET/PREFIX/<run id>.json. Default: results/ in the bucket of the run's first image.",
+        description="Where each run's `results.json` goes in the sync-out step's remote, as `BUCKET/PREFIX/`: "
+        "its key is `BUCKET/PREFIX/<run id>.json`. Default: `results/` in the bucket of the run's first image.",
     )
 
 
 class Spec(_Model):
-    """An ltsflow pipeline spec."""
+    """An ltsflow pipeline spec, version 1. Unknown keys are errors at every level."""
 
-    version: Literal[1] = Field(description="Spec format version.")
+    version: Literal[1] = Field(description="The version of the spec format.")
     name: Annotated[str, _matching(_WORKFLOW_NAME, "must be lower-case letters, digits, \".\", \"_\" or \"-\"")] = Field(
-        description="Workflow name, used in job names and the run directory."
+        description="Workflow name: lower-case letters, digits, \".\", \"_\" and \"-\", starting with a "
+        "letter or digit. Every job's name starts with it (`NAME-STEP-RUN_ID`)."
     )
-    description: str | None = Field(default=None, description="Free text for people.")
+    description: str | None = Field(
+        default=None, description="Free text for people, copied into a comment at the top of `schedule.sh`."
+    )
     scratch: Annotated[str, AfterValidator(_run_time_path)] = Field(
-        description="Scratch root shared by the clusters; `$NAME` references are expanded on "
-        "the cluster when schedule.sh runs, never at build time."
+        description="Scratch root shared by the clusters, where each run has its directory (`SCRATCH/runs/RUN_ID`): "
+        "an absolute path, or one that starts with `$NAME` or `${NAME}`. Such references are expanded on the "
+        "cluster when `schedule.sh` runs, never at build time. Only letters, digits, \"/._-@+,:=\" and references "
+        "are allowed, and no \"..\" segment."
     )
     federated: bool = Field(
         default=False,
-        description="The clusters form a Slurm federation, so a dependency may cross clusters.",
+        description="The clusters form a Slurm federation. Without one, Slurm counts an `afterok` on another "
+        "cluster's job id as satisfied at once, so a dependency that crosses clusters is refused unless `chain` "
+        "is `relay`.",
     )
     chain: Literal["dependencies", "relay"] = Field(
         default="dependencies",
-        description="How the jobs wait for each other. dependencies: schedule.sh submits every job at "
-        "once, each with --dependency (a dependency across clusters needs a federation). relay: "
-        "schedule.sh submits the first job, and each job submits the next when it ends.",
+        description="How the jobs wait for each other. `dependencies`: `schedule.sh` submits every job at "
+        "once, each with `--dependency` (a dependency across clusters needs a federation). `relay`: "
+        "`schedule.sh` submits the first job, and each job submits the next when it ends. See the README's "
+        "\"Federation or relay\".",
     )
     exports: tuple[Annotated[str, _matching(re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "must be an environment variable name")], ...] = Field(
         default=(),
-        description="More environment variables every job receives by name (sbatch --export), when "
-        "they are set where schedule.sh runs: jobs otherwise get the user's login environment.",
+        description="More environment variables every job receives from where `schedule.sh` runs, when they "
+        "are set there (for example `SINGULARITY_BINDPATH`). A job gets nothing else but a small base, its "
+        "remote's variables and Slurm's own: see the README's \"What a job's environment holds, and why\".",
     )
-    remotes: dict[str, Remote] = Field(default_factory=dict, description="rclone remotes by name.")
-    clusters: dict[str, Cluster] = Field(min_length=1, description="Slurm clusters by name.")
-    objects: Objects = Field(default_factory=Objects, description="Object parameters.")
-    steps: dict[str, Step] = Field(min_length=1, description="The jobs, by step name.")
+    remotes: dict[str, Remote] = Field(
+        default_factory=dict,
+        description="The rclone remotes, by name: letters, digits and \"_\", starting with a letter.",
+    )
+    clusters: dict[str, Cluster] = Field(
+        min_length=1, description="The Slurm clusters, by name: letters, digits, \".\", \"_\" and \"-\"."
+    )
+    objects: Objects = Field(
+        default_factory=Objects, description="The objects' settings."
+    )
+    steps: dict[str, Step] = Field(
+        min_length=1, description="The steps, by name: lower-case letters, digits and \"_\", starting with a letter."
+    )
