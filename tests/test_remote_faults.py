@@ -169,3 +169,41 @@ def test_an_upload_killed_half_way_leaves_no_multipart_upload(scripts_dir: Path,
     uploads = s3_server.rclone("backend", "list-multipart-uploads", f"ceph:{s3_bucket}").stdout
     assert json.loads(uploads) == {s3_bucket: []}, uploads
     assert s3_server.list_objects(s3_bucket) == {}
+
+
+# Files of 5 GiB or more still go up in parts. The environment lowers rclone's cut-off and part size
+# (RCLONE_CONFIG_CEPH_* wins over the spec) so that a few MiB do the same.
+IN_PARTS = {"RCLONE_CONFIG_CEPH_UPLOAD_CUTOFF": "5M", "RCLONE_CONFIG_CEPH_CHUNK_SIZE": "5M"}
+
+
+def pending_uploads(server: S3Server, bucket: str) -> list[str]:
+    """The keys of the bucket's unfinished multipart uploads."""
+    listing = json.loads(server.rclone("backend", "list-multipart-uploads", f"ceph:{bucket}").stdout)[bucket]
+    return [upload["Key"] for upload in listing]
+
+
+def test_an_upload_in_parts_stopped_as_slurm_stops_a_job_leaves_no_parts(
+        scripts_dir: Path, shim_state: ShimState, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    """Slurm ends a job (scancel, its time limit) with SIGTERM to every process of the step, and SIGKILL
+    only KillWait (30 s by default) later: rclone aborts its multipart upload on SIGTERM, so nothing is
+    left in the bucket. (SIGKILL alone, or a node lost, leaves parts: the bucket's lifecycle rule
+    AbortIncompleteMultipartUpload removes those; see the README.)"""
+    out = tmp_path / "out"
+    (out / s3_bucket).mkdir(parents=True)
+    (out / s3_bucket / "big.fits").write_bytes(os.urandom(16 << 20))
+    (tmp_path / "list").write_text(f"{s3_bucket}/big.fits\n")
+    env = shim_state.env(s3_server.env(env_extra={**IN_PARTS, "RCLONE_BWLIMIT": "4M"}))
+    process = subprocess.Popen(["bash", str(scripts_dir / "sync.sh"), str(out), "ceph:", str(tmp_path / "list")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        wait_until(lambda: "big.fits" in pending_uploads(s3_server, s3_bucket) or process.poll() is not None,
+                   "the upload in parts to begin")
+        assert process.poll() is None, process.communicate()
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode != 0, stderr
+    assert pending_uploads(s3_server, s3_bucket) == [], stderr
+    assert s3_server.list_objects(s3_bucket) == {}
