@@ -125,6 +125,24 @@ batch_line() {
   [[ "$(shim_calls singularity | wc -l)" == 2 ]]
 }
 
+@test "--batch: crops bound for different directories, or under odd names, are each moved on their own" {
+  mkdir failed
+  printf '150.0 2.0 J2000 -> 100.5 75.5\n' >0.xy
+  printf '150.0 2.0 J2000 -> 3.2 4.9\n' >1.xy
+  printf '150.0 2.0 J2000 -> 199.6 149.7\n' >2.xy
+  {
+    batch_line failed/0 "${IMAGES}/image.fits" "out/a/0.fits" 0.xy obj0 11
+    batch_line failed/1 "${IMAGES}/image.fits" "out/b/one crop.fits" 1.xy obj1 11
+    batch_line failed/2 "${IMAGES}/image.fits" "out/a/2.fits" 2.xy obj2 11
+  } >batch.tsv
+  run -0 "${SCRIPT}" --batch batch.tsv
+  run -0 fits same-crop "${IMAGES}/image.fits" out/a/0.fits 100.5 75.5 11
+  run -0 fits same-crop "${IMAGES}/image.fits" "out/b/one crop.fits" 3.2 4.9 11
+  run -0 fits same-crop "${IMAGES}/image.fits" out/a/2.fits 199.6 149.7 11
+  [[ ! -e failed/0 && ! -e failed/1 && ! -e failed/2 && "$(shim_calls singularity | wc -l)" == 1 ]]
+  [[ -z "$(find out -name '.astcrop.*')" ]]
+}
+
 @test "astcrop crashing (death by a signal) is tried once more" {
   mkdir bin
   printf '#!/bin/bash\nif [[ ! -e %q/crashed ]]; then : >%q/crashed; kill -SEGV $$; fi\nexec %q "$@"\n' \
