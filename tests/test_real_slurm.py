@@ -252,9 +252,10 @@ def test_afterok_across_clusters_without_a_federation_does_not_wait(slurm_multic
     real = run.scripts / "sync.real.sh"
     (run.scripts / "sync.sh").rename(real)
     # sync in (sync.sh --images ...) waits for the gate (two minutes at most, then exit 99); sync out does not
+    go = shlex.quote(str(gate))
     (run.scripts / "sync.sh").write_text(
-        f'#!/bin/bash\nif [ "$1" = --images ]; then\n  for _ in $(seq 1200); do [ -e {shlex.quote(str(gate))} ] && break; '
-        f'sleep 0.1; done\n  [ -e {shlex.quote(str(gate))} ] || exit 99\nfi\nexec bash {shlex.quote(str(real))} "$@"\n')
+        f'#!/bin/bash\nif [ "$1" = --images ]; then\n  for _ in $(seq 1200); do [ -e {go} ] && break; sleep 0.1; done\n'
+        f'  [ -e {go} ] || exit 99\nfi\nexec bash {shlex.quote(str(real))} "$@"\n')
     (run.scripts / "sync.sh").chmod(0o755)
     assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
         run.result.stderr
