@@ -5,12 +5,15 @@ Shared by the end-to-end tests under the shims (tests/test_end_to_end.py, tests/
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -146,18 +149,32 @@ def crop_key(file: str, label: str, ra: object, dec: object, width: int = 20, pr
 
 # ----------------------------------------------------------------- runs on a real Slurm
 
+_COMPILED: dict[str, Path] = {}
+"""Each spec text compile_for_slurm built in this process: its output, which callers get a copy of."""
+
+
 def compile_for_slurm(spec: str, directory: Path, exports: str,
                       renames: tuple[tuple[str, str], ...] = ()) -> Path:
     """fixtures/specs/SPEC.yaml with `exports` appended (what its jobs need, by name), and each
     (old, new) of `renames` replaced in its text (for a spec of a site's cluster and partition names,
-    which the real Slurm here does not have), built into DIRECTORY/out."""
+    which the real Slurm here does not have), built into DIRECTORY/out.
+
+    A text is built once per process, from one directory of its own, and DIRECTORY/out is a copy of
+    that build (the caller may change its copy): the scripts name the spec's path, so builds of one
+    text from many directories would each run shellcheck afresh, some seconds each."""
     text = (ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text()
     for old, new in renames:
         assert old in text, old
         text = text.replace(old, new)
-    source = directory / f"{spec}.yaml"
-    source.write_text(text + exports)
-    build(source, directory / "out")
+    text += exports
+    if text not in _COMPILED:
+        home = Path(tempfile.mkdtemp(prefix="ltsflow-slurm-spec-"))
+        atexit.register(shutil.rmtree, home, True)
+        source = home / f"{spec}.yaml"
+        source.write_text(text)
+        build(source, home / "out")
+        _COMPILED[text] = home / "out"
+    shutil.copytree(_COMPILED[text], directory / "out", symlinks=True)
     return directory / "out"
 
 

@@ -20,6 +20,7 @@ import shlex
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -244,12 +245,31 @@ def test_afterok_across_clusters_without_a_federation_does_not_wait(slurm_multic
                                                                      s3_server: S3Server, bucket: str,
                                                                      tmp_path: Path) -> None:
     """The hazard: the spec claims a federation the clusters do not have (ltsflow check would
-    refuse the honest spec). magnus does not know zeus's job id and starts the compute job at once."""
-    run = RealRun(slurm_multicluster, s3_server, "lts-template", tmp_path, RCLONE_BWLIMIT="100k")
+    refuse the honest spec). magnus does not know zeus's job id and starts the compute job at once:
+    it runs to its end while the sync-in job on zeus is still held at a gate the test opens only then."""
+    run = RealRun(slurm_multicluster, s3_server, "lts-template", tmp_path)
+    gate = tmp_path / "sync-in.go"
+    real = run.scripts / "sync.real.sh"
+    (run.scripts / "sync.sh").rename(real)
+    # sync in (sync.sh --images ...) waits for the gate (two minutes at most, then exit 99); sync out does not
+    go = shlex.quote(str(gate))
+    (run.scripts / "sync.sh").write_text(
+        f'#!/bin/bash\nif [ "$1" = --images ]; then\n  for _ in $(seq 1200); do [ -e {go} ] && break; sleep 0.1; done\n'
+        f'  [ -e {go} ] || exit 99\nfi\nexec bash {shlex.quote(str(real))} "$@"\n')
+    (run.scripts / "sync.sh").chmod(0o755)
     assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
         run.result.stderr
-    run.wait(STEPS, timeout=300)
     jobs = run.jobs()
+    try:
+        slurm_multicluster.wait_for_jobs(jobs["world_to_pixel"], timeout=120)
+        assert slurm_multicluster.job_states(jobs["sync_in"])[jobs["sync_in"]] in {"PENDING", "RUNNING"}
+        [started] = slurm_multicluster.wait_for_accounting(jobs["world_to_pixel"])
+        # sacct's times are whole seconds: sync in is to end in a later second than the compute job started in
+        after = datetime.fromisoformat(started["Start"]).timestamp() + 1
+        wait_until(lambda: time.time() >= after, "the second after the compute job's start", timeout=10, poll=0.05)
+    finally:
+        gate.touch()
+    run.wait(STEPS, timeout=300)
     records = {r["JobIDRaw"]: r for r in slurm_multicluster.wait_for_accounting(*jobs.values())}
     sync_in = records[jobs["sync_in"].split(";")[0]]
     world_to_pixel = records[jobs["world_to_pixel"].split(";")[0]]
