@@ -169,7 +169,7 @@ def render_scripts(graph: JobGraph, provenance: Provenance, templates: Path | No
     rendered = [_render(environment, name, f"{name}.j2", {**context, "script": None})
                 for name in ("schedule.sh", *CONTROL_SCRIPTS)]
     for script in graph.scripts:
-        rendered.append(_render(environment, script.name, f"{script.kind}.sh.j2", {**context, "script": script}))
+        rendered.append(_render(environment, script.name, script.template, {**context, "script": script}))
     return tuple(sorted(rendered, key=lambda r: r.name))
 
 
