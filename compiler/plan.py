@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .kinds import kind_of
+from .layout import FAILED, PINNED, RUN_DIR, SCRATCH, FileList
 from .rclone import rclone_setting
-from .spec import SCRIPT_OF_ACTION, Spec, parse_run_time_path
-from .words import Environment, EveryObject, ObjectField, Part, Text, Variable, Word
+from .spec import Spec, parse_run_time_path
+from .words import Environment, ObjectField, Part, Text, Variable, Word
 
 # ----------------------------------------------------------------- exit codes
 
@@ -56,22 +58,6 @@ class Dependency:
 OUTCOMES_ACCEPTED = {"afterok": ("ok",), "afternotok": ("failed", "cancelled"),
                      "afterany": ("ok", "failed", "cancelled")}
 """Slurm's dependency kinds, as the outcomes (ok, failed, cancelled) that meet them."""
-
-
-@dataclass(frozen=True)
-class FileList:
-    """A list schedule.sh writes into the run directory: one object field per line, each once."""
-
-    name: str
-    field: str
-
-    @property
-    def path(self) -> Word:
-        return Word.of(RUN_DIR, "/", self.name)
-
-    @property
-    def values(self) -> Word:
-        return Word((EveryObject(self.field),))
 
 
 @dataclass(frozen=True)
@@ -136,7 +122,8 @@ class StepScript:
     """One generated step script and what it runs."""
 
     name: str
-    kind: str
+    template: str
+    """The template that renders it."""
     tool: str
     modules: tuple[str, ...]
     container: tuple[str, ...]
@@ -146,6 +133,11 @@ class StepScript:
     """The container image ("" without a container)."""
     remotes: tuple[RemoteSettings, ...]
     hdu: int
+
+    @property
+    def kind(self) -> str:
+        """Its template's name without `.sh.j2` (`sync` for `sync.sh.j2`)."""
+        return self.template.removesuffix(".sh.j2")
 
     @property
     def launcher(self) -> tuple[str, ...]:
@@ -223,29 +215,13 @@ class JobGraph:
 
 # ----------------------------------------------------------------- planning
 
-SCRATCH = Variable("SCRATCH")
-RUN_DIR = Variable("RUN_DIR")
-IMAGE_DIR = "/images/"
-OUT_DIR = "/out"
-
-_KIND_OF_ACTION = {"sync-in": "sync", "world-to-pixel": "world_to_pixel", "crop": "crop", "sync-out": "sync"}
 CONTROL_SCRIPTS = ("status.sh", "cancel.sh")
 """Generated for every spec: they act on a run, whatever its steps."""
-_TOOL_OF_KIND = {"sync": "rclone", "world_to_pixel": "sky2xy", "crop": "astcrop"}
 BASE_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "MODULESHOME", "MODULEPATH")
 """What every job keeps of the submitting environment, when set: where the tools are, whose job
 it is, the locale, and where the module system is (a step script that finds no `module` command
 starts it from MODULESHOME). Not the login environment: fetching it costs slurmd a login shell
 per job."""
-IMAGES = FileList("sync_in.list", "file")
-PINNED = Word.of(RUN_DIR, "/images/", ObjectField("image"), ".fits")
-"""The run's own copy of an object's image, named by the image's index: sync in pins (hard-links) the
-cache entry of the version it fetched there, and every later step reads only it. Local names are
-never made from keys (a key may be 1024 bytes; a file name, 255)."""
-CROP = Word.of(RUN_DIR, OUT_DIR, "/", ObjectField("index"), ".fits")
-"""An object's crop, named by the object's index; sync out uploads it to its key."""
-FAILED = Word.of(RUN_DIR, "/failed/", ObjectField("index"))
-"""An object's outcome file: written, with the exit code and message, when the object fails."""
 
 
 def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
@@ -323,21 +299,10 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         settings = _remote_settings(spec, remote)
         exports = settings.credentials
         optional = tuple(f"{settings.prefix}_{key}" for key, _ in settings.settings)
-    image = PINNED
-    xy_file = Word.of(RUN_DIR, "/xy/", ObjectField("index"), ".xy")
-    # A listed image missing from the bucket is not the step's failure but its objects': sync in records
-    # it for each of them. sync-out uploads the run's results and the crops made.
-    arguments, file_list, per_object = {
-        "sync-in": ((Word.of("--images"), Word.of(RUN_DIR), Word.of(f"{remote}:"),
-                     Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), IMAGES, False),
-        "world-to-pixel": ((image, Word.of(ObjectField("ra")), Word.of(ObjectField("dec")), xy_file), None, True),
-        "crop": ((image, CROP, xy_file,
-                  Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))), None, True),
-        "sync-out": ((Word.of("--results"), Word.of(RUN_DIR), Word.of(RUN_DIR, OUT_DIR), Word.of(f"{remote}:")),
-                     None, False),
-        "report": ((Word.of("--report"), Word.of(RUN_DIR)), None, False),
-    }[step.action]
-    script = SCRIPT_OF_ACTION[step.action]
+    kind = kind_of(step.action)
+    planned = kind.plan(spec, step)
+    arguments, file_list, per_object = planned.arguments, planned.file_list, planned.per_object
+    script = kind.script
     script_path = Word.of(Variable("SCRIPT_DIR"), "/", script)
     job_name = Word.of(f"{spec.name}-{name}-", Variable("RUN_ID"))
     log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-%j.log")
@@ -346,7 +311,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
     binds = _binds(spec, name)
     step_command = ((script_path, *bind_options(binds), Word.of("--batch"), Word.of(RUN_DIR, f"/tasks/{name}.tsv"))
                     if per_object else (script_path, *bind_options(binds), *arguments))
-    depends_on = tuple(Dependency(kind, parent) for parent, kind in step.depends_on.items())
+    depends_on = tuple(Dependency(how, parent) for parent, how in step.depends_on.items())
     return Job(
         name=name,
         action=step.action,
@@ -384,6 +349,9 @@ def bind_options(binds: tuple[Word, ...]) -> tuple[Word, ...]:
     """`--bind DIR` for each directory: how a step script is told what its container must see."""
     return tuple(word for directory in binds for word in (Word.of("--bind"), directory))
 
+
+# Ranged staging still names the kinds it is about (sync-in, world-to-pixel, crop) rather than asking
+# the registry (compiler/kinds.py): moving it into those kinds is the next step.
 
 ROWS_SCRIPT = "fetch_rows.sh"
 """Ranged staging's script: each image's header (as the sync-in job), then the rows crops need."""
@@ -462,7 +430,7 @@ def _ranged_scripts(spec: Spec) -> tuple[StepScript, ...]:
     if remote is None:
         return ()
     step = next(s for s in spec.steps.values() if s.action == "sync-in")
-    return (StepScript(name=ROWS_SCRIPT, kind="fetch_rows", tool="rclone", modules=step.modules,
+    return (StepScript(name=ROWS_SCRIPT, template="fetch_rows.sh.j2", tool="rclone", modules=step.modules,
                        container=(step.container.runtime, "run") if step.container else (),
                        image=step.container.image if step.container else "",
                        remotes=(_remote_settings(spec, remote),), hdu=spec.objects.hdu),)
@@ -544,19 +512,18 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
     scripts: dict[str, StepScript] = {}
     for name in spec.steps:
         step = spec.steps[name]
-        script = SCRIPT_OF_ACTION[step.action]
-        if script in CONTROL_SCRIPTS:
+        kind = kind_of(step.action)
+        if kind.template is None:
             continue
-        kind = _KIND_OF_ACTION[step.action]
         remotes = tuple(
             _remote_settings(spec, s.remote)
             for s in spec.steps.values()
-            if SCRIPT_OF_ACTION[s.action] == script and s.remote is not None
+            if kind_of(s.action).script == kind.script and s.remote is not None
         )
-        scripts.setdefault(script, StepScript(
-            name=script,
-            kind=kind,
-            tool=_TOOL_OF_KIND[kind],
+        scripts.setdefault(kind.script, StepScript(
+            name=kind.script,
+            template=kind.template,
+            tool=kind.tool or "",
             modules=step.modules,
             container=(step.container.runtime, "run") if step.container else (),
             image=step.container.image if step.container else "",

@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 
 from . import __version__
+from .kinds import template_directories
 from .plan import CONTROL_SCRIPTS, JobGraph
 from .words import Environment, EveryObject, ObjectField, Text, Variable, Word
 
@@ -145,8 +146,11 @@ class _MarkingLoader(jinja2.FileSystemLoader):
 
 
 def make_environment(templates: Path | None = None) -> jinja2.Environment:
+    """The templates of `templates` (ltsflow's own by default), then those of the kinds that bring
+    their own directory (`Kind.templates`); a kind's template may include ltsflow's."""
+    search = [templates or find_templates(), *template_directories()]
     environment = jinja2.Environment(
-        loader=_MarkingLoader(str(templates or find_templates())),
+        loader=_MarkingLoader([str(directory) for directory in search]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -169,7 +173,7 @@ def render_scripts(graph: JobGraph, provenance: Provenance, templates: Path | No
     rendered = [_render(environment, name, f"{name}.j2", {**context, "script": None})
                 for name in ("schedule.sh", *CONTROL_SCRIPTS)]
     for script in graph.scripts:
-        rendered.append(_render(environment, script.name, f"{script.kind}.sh.j2", {**context, "script": script}))
+        rendered.append(_render(environment, script.name, script.template, {**context, "script": script}))
     return tuple(sorted(rendered, key=lambda r: r.name))
 
 

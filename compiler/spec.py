@@ -8,31 +8,16 @@ are the reference (the README's spec table and the JSON Schema come from them).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticKnownError, core_schema
 
 from .diagnostics import quoted
+from .kinds import KINDS, describe
 from .rclone import RCLONE_FLAGS, rclone_setting
 from .words import Environment, Text
-
-ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out", "report")
-"""What a step does; each has one script (SCRIPT_OF_ACTION). All but report are required."""
-REQUIRED_ACTIONS = ("sync-in", "world-to-pixel", "crop", "sync-out")
-
-SCRIPT_OF_ACTION = {
-    "sync-in": "sync.sh",
-    "world-to-pixel": "get_world_2_pix.sh",
-    "crop": "crop_image_around_pixels.sh",
-    "sync-out": "sync.sh",
-    "report": "status.sh",
-}
-"""The script each action runs: steps that share a script must configure it alike."""
-
-REMOTE_ACTIONS = ("sync-in", "sync-out")
-
-DATA_FLOW = (("world-to-pixel", "sync-in"), ("crop", "world-to-pixel"), ("sync-out", "crop"))
-"""(consumer, producer): the consumer reads what the producer wrote, so it must wait for it."""
 
 STEP_NAME = re.compile(r"[a-z][a-z0-9_]*")
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -107,6 +92,27 @@ _RCLONE_FLAG_LIST = "; ".join(
     f"`--{flag.name}{dict(switch='', count='=N', size='=SIZE')[flag.kind]}`: {flag.meaning}"
     for flag in RCLONE_FLAGS.values()
 )
+
+
+class _KindName:
+    """A step's action: the name of a kind of the registry (`kinds.KINDS`), looked up when a spec is
+    validated or its schema made, so a kind registered later is known. A wrong one is refused as a
+    `Literal` of the names would refuse it (pydantic's literal_error), and the schema is the same."""
+
+    def __get_pydantic_core_schema__(self, _source: Any, _handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(_known_kind)
+
+    def __get_pydantic_json_schema__(self, _schema: core_schema.CoreSchema,
+                                     _handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"enum": list(KINDS), "type": "string", "description": describe()}
+
+
+def _known_kind(value: Any) -> str:
+    if isinstance(value, str) and value in KINDS:
+        return value
+    names = [repr(name) for name in KINDS]
+    raise PydanticKnownError("literal_error", {"expected": " or ".join([", ".join(names[:-1]), names[-1]])
+                                               if len(names) > 1 else names[0]})
 
 
 class _Model(BaseModel):
@@ -217,15 +223,7 @@ class Resources(_Model):
 class Step(_Model):
     """A step: one Slurm job of the chain."""
 
-    action: Literal["sync-in", "world-to-pixel", "crop", "sync-out", "report"] = Field(
-        description="What the step does: sync-in (rclone copies the images from the remote to scratch, "
-        "`sync.sh`), world-to-pixel (sky2xy, `get_world_2_pix.sh`), crop (astcrop, `crop_image_around_pixels.sh`), "
-        "sync-out (rclone copies the crops and `results.json` to the remote, `sync.sh`) or `report`. Each of the "
-        "first four appears exactly once. A report step is optional: it runs `status.sh --report`, which writes "
-        "`RUN_DIR/report.txt` with every job's final state and a last line `result: succeeded` or "
-        "`result: failed (...)` (on a full or read-only scratch it prints the report to its log, says so, "
-        "and exits 10); give it `afterany`."
-    )
+    action: Annotated[str, _KindName()]
     cluster: str = Field(description="The cluster the job is submitted to (`sbatch --clusters`): a key of `clusters`.")
     partition: str = Field(description="The partition (`sbatch --partition`): one of the cluster's partitions.")
     remote: str | None = Field(

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, SpecError, one_of, quoted
 from .load import Document, Path
-from .spec import (ACTIONS, CLUSTER_NAME, DATA_FLOW, REMOTE_ACTIONS, REMOTE_NAME, REQUIRED_ACTIONS, SCRIPT_OF_ACTION,
-                   STEP_NAME, Spec, Step)
+from .kinds import KINDS, remote_actions, required_actions
+from .spec import CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec, Step
 
 def validate_spec(document: Document) -> Spec:
     """Check `document` against the spec; return the Spec or raise SpecError with every problem."""
@@ -186,6 +186,12 @@ def bucket_problem(bucket: str) -> str | None:
 
 
 
+def _either(actions: tuple[str, ...]) -> str:
+    """`"a"`, `"a" or "b"`, `"a", "b" or "c"`."""
+    names = [quoted(action) for action in actions]
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -254,17 +260,19 @@ class _MeaningCheck:
                              [p for p in partitions if isinstance(p, str)], where=f" on cluster {quoted(cluster)}")
         action = step.get("action")
         remote = step.get("remote")
-        if action in REMOTE_ACTIONS and "remote" not in step:
+        kind = KINDS.get(action) if isinstance(action, str) else None
+        if kind is not None and kind.remote and "remote" not in step:
             self.error(path, f"step {quoted(name)} (action {quoted(action)}) needs a \"remote\". "
                              f"expected one of {one_of(self.remotes)}", key=True)
-        if action == "report" and "container" in step:
-            self.error((*path, "container"), "a \"report\" step runs status.sh itself: it takes no container",
-                       key=True)
-        if action in ACTIONS and action not in REMOTE_ACTIONS and "rclone_flags" in step:
-            self.error((*path, "rclone_flags"), f"\"rclone_flags\" are only for steps with action \"sync-in\" or "
-                                                f"\"sync-out\", not {quoted(action)}", key=True)
-        if action in ACTIONS and action not in REMOTE_ACTIONS and "remote" in step:
-            self.error((*path, "remote"), f"\"remote\" is only for steps with action \"sync-in\" or \"sync-out\", "
+        if kind is not None and not kind.container and "container" in step:
+            self.error((*path, "container"), f"a {quoted(action)} step runs {kind.script} itself: it takes no "
+                                             "container", key=True)
+        with_remote = _either(remote_actions())
+        if kind is not None and not kind.remote and "rclone_flags" in step:
+            self.error((*path, "rclone_flags"), f"\"rclone_flags\" are only for steps with action {with_remote}, "
+                                                f"not {quoted(action)}", key=True)
+        if kind is not None and not kind.remote and "remote" in step:
+            self.error((*path, "remote"), f"\"remote\" is only for steps with action {with_remote}, "
                                           f"not {quoted(action)}", key=True)
         elif isinstance(remote, str) and remote not in self.remotes:
             self.unknown((*path, "remote"), "remote", remote, self.remotes)
@@ -299,21 +307,21 @@ class _MeaningCheck:
         by_action: dict[str, list[str]] = {}
         for name, step in self.steps.items():
             action = step.get("action")
-            if isinstance(action, str) and action in ACTIONS:
+            if isinstance(action, str) and action in KINDS:
                 by_action.setdefault(action, []).append(name)
         if not self.steps:
             return
         # A step without a valid action (reported by the shape pass) may be the missing one.
-        all_actions_known = all(step.get("action") in ACTIONS for step in self.steps.values())
-        for action in ACTIONS:
+        all_actions_known = all(step.get("action") in KINDS for step in self.steps.values())
+        for action, kind in KINDS.items():
             names = by_action.get(action, [])
-            if not names and all_actions_known and action in REQUIRED_ACTIONS:
+            if not names and all_actions_known and kind.required:
                 self.error(("steps",), f"no step has action {quoted(action)}: a workflow needs one step for each of "
-                                       f"{one_of(REQUIRED_ACTIONS)}", key=True)
+                                       f"{one_of(required_actions())}", key=True)
             for extra in names[1:]:
                 self.error(("steps", extra, "action"), f"step {quoted(extra)} repeats action {quoted(action)} "
                                                        f"of step {quoted(names[0])}: each action runs once")
-        for consumer, producer in DATA_FLOW:
+        for consumer, producer in ((kind.action, read) for kind in KINDS.values() for read in kind.reads):
             for name in by_action.get(consumer, [])[:1]:
                 for source in by_action.get(producer, [])[:1]:
                     if self.dependencies_known(name) and source not in self.ancestors(name):
@@ -323,9 +331,9 @@ class _MeaningCheck:
 
     def check_shared_scripts(self, by_action: dict[str, list[str]]) -> None:
         first_user: dict[str, str] = {}
-        for action in ACTIONS:
+        for action, kind in KINDS.items():
             for name in by_action.get(action, [])[:1]:
-                script = SCRIPT_OF_ACTION[action]
+                script = kind.script
                 if script not in first_user:
                     first_user[script] = name
                     continue
