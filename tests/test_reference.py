@@ -13,19 +13,13 @@ from compiler.cli import main
 from compiler.diagnostics import BuildError
 from compiler.reference import BEGIN, END, reference, splice
 from compiler.spec import Spec
+from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 REGENERATE = "run `make reference` (or `ltsflow reference --write README.md`) and commit README.md"
 
 
-def run(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(arguments))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def rows(table: str) -> dict[str, list[str]]:

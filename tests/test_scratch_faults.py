@@ -87,18 +87,25 @@ def test_a_full_scratch_stops_schedule_with_its_own_exit_code_and_leaves_nothing
     assert shim_state.sbatch_calls() == []
 
 
+def scheduled_on(scratch: Path, scripts_dir: Path, shim_state: ShimState, s3_server: S3Server, s3_bucket: str,
+                 tmp_path: Path) -> Run:
+    """A one-object run scheduled with its scratch on `scratch`, its image in the bucket."""
+    image = tmp_path / "frame.fits"
+    make_image(image, nx=300, ny=200, ra=RA, dec=DEC)
+    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
+    run = Run(scripts_dir, shim_state, s3_server, tmp_path)
+    assert run.scratch == scratch
+    assert run.schedule(run.message(file=f"{s3_bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
+        run.result.stderr
+    return run
+
+
 @pytest.mark.s3
 def test_a_job_failed_by_a_full_scratch_is_explained_by_status(scripts_dir: Path, shim_state: ShimState,
                                                                 s3_server: S3Server, s3_bucket: str,
                                                                 tmp_path: Path) -> None:
-    image = tmp_path / "frame.fits"
-    make_image(image, nx=300, ny=200, ra=RA, dec=DEC)
-    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
     with tmpfs(tmp_path / "scratch", "4m") as scratch:
-        run = Run(scripts_dir, shim_state, s3_server, tmp_path)
-        assert run.scratch == scratch
-        assert run.schedule(run.message(file=f"{s3_bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
-            run.result.stderr
+        run = scheduled_on(scratch, scripts_dir, shim_state, s3_server, s3_bucket, tmp_path)
         # sync in and world to pixel run; then scratch fills up, before the crop
         assert shim_state.drain(run.env, cwd=run.workdir, max_jobs=2).returncode == 0
         fill(scratch)
@@ -117,14 +124,8 @@ def test_a_job_failed_by_a_full_scratch_is_explained_by_status(scripts_dir: Path
 @pytest.mark.s3
 def test_status_report_on_a_full_scratch_prints_the_report_and_says_it_could_not_write_it(
         scripts_dir: Path, shim_state: ShimState, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
-    image = tmp_path / "frame.fits"
-    make_image(image, nx=300, ny=200, ra=RA, dec=DEC)
-    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
     with tmpfs(tmp_path / "scratch", "4m") as scratch:
-        run = Run(scripts_dir, shim_state, s3_server, tmp_path)
-        assert run.scratch == scratch
-        assert run.schedule(run.message(file=f"{s3_bucket}/data/frame.fits", ra=RA, dec=DEC)).returncode == 0, \
-            run.result.stderr
+        run = scheduled_on(scratch, scripts_dir, shim_state, s3_server, s3_bucket, tmp_path)
         assert shim_state.drain(run.env, cwd=run.workdir, max_jobs=1).returncode == 0
         fill(scratch)
         report = subprocess.run(["bash", str(scripts_dir / "status.sh"), "--report", str(run.run_dir)],
