@@ -362,7 +362,7 @@ def test_what_the_range_server_does_not_deliver_goes_by_rclone_cat(driver: Drive
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("bash", "cat", "date", "dirname", "head", "mktemp", "rm", "stat", "tail", "tr", "truncate", "wc"):
+    for tool in ("bash", "cat", "date", "dd", "dirname", "head", "mktemp", "rm", "stat", "tail", "tr", "truncate", "wc"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     (bin_dir / "rclone").symlink_to(driver.script.parent / "bin" / "rclone")
     no_curl = Driver(tmp_path / "d", path=str(bin_dir))
