@@ -135,11 +135,6 @@ class StepScript:
     hdu: int
 
     @property
-    def kind(self) -> str:
-        """Its template's name without `.sh.j2` (`sync` for `sync.sh.j2`)."""
-        return self.template.removesuffix(".sh.j2")
-
-    @property
     def launcher(self) -> tuple[str, ...]:
         """The container command the tool runs under, without binds (empty: the tool runs from PATH)."""
         return (*self.container, self.image) if self.container else ()

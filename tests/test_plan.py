@@ -204,10 +204,10 @@ def test_crops_go_beside_their_image_unless_the_spec_says_where() -> None:
 
 
 def test_step_scripts_one_per_script_sorted(graph: JobGraph) -> None:
-    assert [(s.name, s.kind, s.tool) for s in graph.scripts] == [
-        ("crop_image_around_pixels.sh", "crop", "astcrop"),
-        ("get_world_2_pix.sh", "world_to_pixel", "sky2xy"),
-        ("sync.sh", "sync", "rclone"),
+    assert [(s.name, s.template, s.tool) for s in graph.scripts] == [
+        ("crop_image_around_pixels.sh", "crop.sh.j2", "astcrop"),
+        ("get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy"),
+        ("sync.sh", "sync.sh.j2", "rclone"),
     ]
     sync = graph.scripts[2]
     assert sync.launcher == () and sync.modules == ("rclone",)

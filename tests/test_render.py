@@ -274,7 +274,7 @@ def test_markers_change_nothing_but_the_source_map(graph: JobGraph, scripts: tup
     plain.filters.update(make_environment().filters)
     by_name = {s.name: s for s in scripts}
     for name, template, script in [(n, f"{n}.j2", None) for n in ("schedule.sh", "status.sh", "cancel.sh")] + [
-        (s.name, f"{s.kind}.sh.j2", s) for s in graph.scripts
+        (s.name, s.template, s) for s in graph.scripts
     ]:
         text = plain.get_template(template).render(graph=graph, provenance=PROVENANCE, script=script)
         squeezed = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.split("\n"))).strip("\n") + "\n"
