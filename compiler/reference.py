@@ -59,7 +59,20 @@ def _rows(root: dict[str, Any], section: dict[str, Any], prefix: str) -> list[tu
         rows.append((f"`{key}`", _type(root, field), default, _markdown(meaning)))
         if inner is not None:
             rows.extend(_rows(root, inner, f"{key}{path}."))
+        for action, settings in _settings_by_action(root, section, name):
+            rows.extend((cells[0], cells[1], cells[2], f"A `{action}` step's: {cells[3]}")
+                        for cells in _rows(root, settings, f"{key}."))
     return rows
+
+
+def _settings_by_action(root: dict[str, Any], section: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The models key `name` of `section` follows, by action (`if action is X then NAME is ...`)."""
+    found = []
+    for condition in section.get("allOf", ()):
+        settings = condition["then"].get("properties", {}).get(name)
+        if settings is not None:
+            found.append((condition["if"]["properties"]["action"]["const"], _definition(root, settings["$ref"])))
+    return found
 
 
 def _without_null(field: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +107,8 @@ def _type(root: dict[str, Any], field: dict[str, Any]) -> str:
     if "$ref" in field:
         return "section"
     kind = field.get("type")
+    if kind == "object" and "additionalProperties" not in field:
+        return "section"
     if kind == "integer":
         return "integer" + _range(field)
     if kind in ("string", "boolean"):

@@ -107,6 +107,21 @@ class _KindName:
         return {"enum": list(KINDS), "type": "string", "description": describe()}
 
 
+class _KindOptions:
+    """A step's `with`: the settings of its kind, a mapping checked against the kind's `options` model
+    by the validate stage (which knows the step's action), and then that model. In the JSON Schema, the
+    step says which model its `with` follows for each action (`Step.__get_pydantic_json_schema__`)."""
+
+    def __get_pydantic_core_schema__(self, _source: Any, _handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.union_schema([core_schema.is_instance_schema(BaseModel),
+                                         core_schema.dict_schema(core_schema.str_schema())])
+
+    def __get_pydantic_json_schema__(self, _schema: core_schema.CoreSchema,
+                                     _handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"type": "object", "description": "The settings of the step's kind: see the keys "
+                "`steps.NAME.with.*` below, by action. A kind without settings takes no `with`."}
+
+
 def _known_kind(value: Any) -> str:
     if isinstance(value, str) and value in KINDS:
         return value
@@ -223,7 +238,10 @@ class Resources(_Model):
 class Step(_Model):
     """A step: one Slurm job of the chain."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
     action: Annotated[str, _KindName()]
+    with_: Annotated[Any, _KindOptions()] = Field(default=None, alias="with")
     cluster: str = Field(description="The cluster the job is submitted to (`sbatch --clusters`): a key of `clusters`.")
     partition: str = Field(description="The partition (`sbatch --partition`): one of the cluster's partitions.")
     remote: str | None = Field(
@@ -253,6 +271,19 @@ class Step(_Model):
         description="The steps this one waits for, each with its Slurm dependency type. A step must depend, "
         "directly or not, on the step whose output it reads. Cycles are errors.",
     )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The step's schema, with `with` following its kind's model: one `if action is ... then` a kind."""
+        json_schema = handler(schema)
+        step = handler.resolve_ref_schema(json_schema)
+        step["allOf"] = [
+            {"if": {"properties": {"action": {"const": kind.action}}, "required": ["action"]},
+             "then": {"properties": {"with": handler(kind.options.__pydantic_core_schema__)}}
+             if kind.options is not None else {"not": {"required": ["with"]}}}
+            for kind in KINDS.values()]
+        return json_schema
 
 
 class Objects(_Model):

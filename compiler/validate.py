@@ -34,23 +34,50 @@ def validate_spec(document: Document) -> Spec:
         spec = Spec.model_validate(document.data)
     except ValidationError as error:
         diagnostics.extend(_shape_diagnostic(document, e) for e in error.errors())
+    options = _kinds_options(document, diagnostics)
     diagnostics.extend(_MeaningCheck(document).run())
     if diagnostics or spec is None:
         raise SpecError(diagnostics)
-    return spec
+    return spec.model_copy(update={"steps": {name: step.model_copy(update={"with_": options.get(name)})
+                                             for name, step in spec.steps.items()}})
+
+
+def _kinds_options(document: Document, diagnostics: list[Diagnostic]) -> dict[str, BaseModel]:
+    """Each step's `with`, checked against its kind's `options` model (a step without one gets the
+    model's defaults); its problems are added to `diagnostics`, at their lines, as the shape pass's."""
+    options: dict[str, BaseModel] = {}
+    for name, step in _mapping(_mapping(document.data).get("steps")).items():
+        step = _mapping(step)
+        action = step.get("action")
+        kind = KINDS.get(action) if isinstance(action, str) else None
+        path: Path = ("steps", name, "with")
+        if kind is None or not isinstance(step.get("with", {}), dict):
+            continue  # an unknown action, or a `with` that is not a mapping: the shape pass says so
+        if kind.options is None:
+            if "with" in step:
+                diagnostics.append(Diagnostic.at(document.file, document.position_of(path, key=True),
+                                                 f"a {quoted(action)} step takes no \"with\": its kind has no settings"))
+            continue
+        try:
+            options[name] = kind.options.model_validate(step.get("with", {}))
+        except ValidationError as error:
+            diagnostics.extend(_shape_diagnostic(document, e, kind.options, path) for e in error.errors())
+    return options
 
 
 # --------------------------------------------------------------------------- shape
 
 
-def _shape_diagnostic(document: Document, error: Any) -> Diagnostic:
-    loc: Path = tuple(error["loc"])
+def _shape_diagnostic(document: Document, error: Any, model: type[BaseModel] = Spec, within: Path = ()) -> Diagnostic:
+    """One pydantic error of `model`, validating the document's data at `within`, as a diagnostic."""
+    inner: Path = tuple(error["loc"])
+    loc: Path = (*within, *inner)
     kind = error["type"]
     name = _dotted(loc)
     value = error.get("input")
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        valid = _keys_of_model_at(loc[:-1])
+        valid = _keys_of_model_at(inner[:-1], model)
         message = f"unexpected key {quoted(key)} {_section(loc[:-1])}. expected one of {one_of(valid)}"
         return Diagnostic.at(document.file, document.position_of(loc, key=True), message + _did_you_mean(key, valid))
     if kind == "missing":
@@ -126,13 +153,13 @@ def _did_you_mean(word: str, choices: Any) -> str:
     return f" (did you mean {quoted(close[0])}?)" if close else ""
 
 
-def _keys_of_model_at(loc: Path) -> list[str]:
-    """The keys allowed in the mapping at `loc`, read from the models' annotations."""
-    annotation: Any = Spec
+def _keys_of_model_at(loc: Path, model: type[BaseModel] = Spec) -> list[str]:
+    """The keys allowed in the mapping at `loc` of `model`, read from the models' annotations."""
+    annotation: Any = model
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
+            field = next((f for n, f in annotation.model_fields.items() if (f.alias or n) == str(part)), None)
             if field is None:
                 return []
             annotation = field.annotation
@@ -142,8 +169,13 @@ def _keys_of_model_at(loc: Path) -> list[str]:
             return []
     annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
+        return model_keys(annotation)
     return []
+
+
+def model_keys(model: type[BaseModel]) -> list[str]:
+    """The keys a mapping of `model` may hold, as a spec writes them (`with`, not `with_`)."""
+    return [field.alias or name for name, field in model.model_fields.items()]
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -364,7 +396,7 @@ class _MeaningCheck:
             depends_on = fields.get("depends_on", {})
             if not isinstance(depends_on, dict) or any(parent not in self.steps for parent in depends_on):
                 return False
-            if any(key not in Step.model_fields for key in fields):
+            if any(key not in model_keys(Step) for key in fields):
                 return False
         return True
 

@@ -1,24 +1,31 @@
-"""A kind that is not ltsflow's: one declaration and one template, registered for a test alone.
+"""A kind that is not ltsflow's: one declaration, its settings' model and one template, registered for
+a test alone.
 
-The throw-away kind "checksum" (sha256sum of each of a run's images) is a `compiler.kinds.Kind` with
-its template in tests/templates/, put into the registry with monkeypatch: no code of ltsflow's
-changes for it, and no other kind's script does either.
+The throw-away kind "checksum" (sha256sum of each of a run's images, into a manifest its step's `with`
+names) is a `compiler.kinds.Kind` with its template in tests/templates/, put into the registry with
+monkeypatch: no code of ltsflow's changes for it, and no other kind's script does either.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
+from typing import Annotated
 
+import jsonschema
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from compiler import kinds
 from compiler.build import build, compile_spec
 from compiler.diagnostics import SpecError
 from compiler.kinds import Kind, Planned
 from compiler.layout import RUN_DIR
+from compiler.load import load_spec
 from compiler.plan import Dependency
+from compiler.spec import Spec, Step
 from compiler.verify import check_scripts
 from compiler.words import Variable, Word
 
@@ -26,12 +33,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "fixtures" / "specs" / "lts-template.yaml"
 
 
-def _checksum(_spec: object, _step: object) -> Planned:
-    return Planned((Word.of(RUN_DIR),))
+class ChecksumSettings(BaseModel):
+    """The checksum kind's settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    manifest: Annotated[str, Field(pattern=r"^[a-z]+\.txt$")] = Field(
+        default="checksums.txt", description="The manifest's name, in the run directory.")
+
+
+def _checksum(_spec: object, step: Step) -> Planned:
+    return Planned((Word.of(RUN_DIR), Word.of(step.with_.manifest)))
 
 
 CHECKSUM = Kind("checksum", "checksum.sh", "checksum.sh.j2", "sha256sum", _checksum, reads=("sync-in",),
-                summary="checksum (sha256sum, `checksum.sh`)", templates=ROOT / "tests" / "templates")
+                summary="checksum (sha256sum, `checksum.sh`)", templates=ROOT / "tests" / "templates",
+                options=ChecksumSettings)
 
 STEP = """
   checksum:
@@ -64,7 +81,8 @@ def test_a_registered_kind_compiles_beside_the_seed_kinds(checksum_kind: Kind, t
     assert check_scripts((scripts["checksum.sh"],)) == ()
     job = next(job for job in compiled.graph.jobs if job.name == "checksum")
     assert (job.action, job.script, job.per_object) == ("checksum", "checksum.sh", False)
-    assert job.step_command == (Word.of(Variable("SCRIPT_DIR"), "/", "checksum.sh"), Word.of(RUN_DIR))
+    assert job.step_command == (Word.of(Variable("SCRIPT_DIR"), "/", "checksum.sh"), Word.of(RUN_DIR),
+                                Word.of("checksums.txt"))
     assert job.depends_on == (Dependency("afterok", "sync_in"),)
     assert "checksum.sh" in scripts["schedule.sh"].text
     # Every other step script is the seed spec's, but for the spec its header names.
@@ -88,12 +106,13 @@ def test_the_registered_kinds_script_runs(checksum_kind: Kind, tmp_path: Path) -
     images = [run_dir / "images" / f"{n}.fits" for n in range(2)]
     for n, image in enumerate(images):
         image.write_bytes(b"SIMPLE  =" + bytes([n]) * 100)
-    result = subprocess.run([str(out / "checksum.sh"), str(run_dir)], capture_output=True, text=True, check=False)
+    result = subprocess.run([str(out / "checksum.sh"), str(run_dir), "sums.txt"], capture_output=True, text=True,
+                            check=False)
     assert result.returncode == 0, result.stderr
-    assert (run_dir / "checksums.txt").read_text() == "".join(
+    assert (run_dir / "sums.txt").read_text() == "".join(
         f"{hashlib.sha256(image.read_bytes()).hexdigest()}  {image}\n" for image in images)
     help_text = subprocess.run([str(out / "checksum.sh"), "--help"], capture_output=True, text=True, check=True)
-    assert help_text.stdout.startswith("Usage: checksum.sh RUN_DIR\n")
+    assert help_text.stdout.startswith("Usage: checksum.sh RUN_DIR MANIFEST\n")
 
 
 def test_a_registered_kind_is_checked_as_the_seed_kinds_are(checksum_kind: Kind, tmp_path: Path) -> None:
@@ -113,3 +132,43 @@ def test_an_unregistered_kind_is_refused(tmp_path: Path) -> None:
     assert [d.message for d in error.value.diagnostics] == [
         'invalid value "checksum" for "steps.checksum.action". expected one of "crop", "report", "sync-in", '
         '"sync-out", "world-to-pixel"']
+
+
+WITH_MANIFEST = "    with:\n      manifest: sums.txt\n"
+
+
+def test_a_kinds_settings_are_its_steps_with(checksum_kind: Kind, tmp_path: Path) -> None:
+    compiled = compile_spec(spec_with(tmp_path, STEP + WITH_MANIFEST + AFTER_SYNC_IN))
+    job = next(job for job in compiled.graph.jobs if job.name == "checksum")
+    assert job.step_command[-1] == Word.of("sums.txt")
+    # The JSON Schema knows the kind's settings: the spec passes, and a wrong manifest does not.
+    schema = Spec.model_json_schema()
+    data = load_spec(spec_with(tmp_path, STEP + WITH_MANIFEST + AFTER_SYNC_IN).read_text(), "checksum.yaml").data
+    jsonschema.validate(json.loads(json.dumps(data)), schema)
+    data["steps"]["checksum"]["with"]["manifest"] = "Sums.txt"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(json.loads(json.dumps(data)), schema)
+
+
+def test_a_kinds_settings_are_checked_at_their_lines(checksum_kind: Kind, tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, STEP + "    with:\n      manifest: Sums.txt\n      algorithm: md5\n" + AFTER_SYNC_IN)
+    with pytest.raises(SpecError) as error:
+        compile_spec(spec)
+    lines = spec.read_text().splitlines()
+    found = {(lines[d.line - 1].strip(), d.message) for d in error.value.diagnostics}
+    assert found == {
+        ("manifest: Sums.txt", '"steps.checksum.with.manifest" string should match pattern \'^[a-z]+\\.txt$\', '
+                               'got "Sums.txt"'),
+        ("algorithm: md5", 'unexpected key "algorithm" for "steps.checksum.with" section. expected one of '
+                           '"manifest"'),
+    }
+
+
+def test_a_kind_without_settings_takes_no_with(tmp_path: Path) -> None:
+    seed = SEED.read_text(encoding="utf-8")
+    spec = tmp_path / "with.yaml"
+    spec.write_text(seed.replace("    action: crop\n", "    action: crop\n    with:\n      width: 3\n"))
+    with pytest.raises(SpecError) as error:
+        compile_spec(spec)
+    assert [d.message for d in error.value.diagnostics] == [
+        'a "crop" step takes no "with": its kind has no settings']

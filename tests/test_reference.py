@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from compiler.cli import main
 from compiler.diagnostics import BuildError
 from compiler.reference import BEGIN, END, reference, splice
-from compiler.spec import Spec
+from compiler.kinds import KINDS
+from compiler.spec import Spec, Step
 from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,11 @@ def model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Every key a spec may hold, as a dotted path, read from the models' annotations (not their schema)."""
     keys = []
     for name, field in model.model_fields.items():
-        key = prefix + name
+        key = prefix + (field.alias or name)
         keys.append(key)
+        if model is Step and name == "with_":  # each kind's settings, after the key
+            for kind in KINDS.values():
+                keys.extend(model_keys(kind.options, key + ".") if kind.options is not None else ())
         annotation = field.annotation
         if typing.get_origin(annotation) is dict:
             values = typing.get_args(annotation)[1]

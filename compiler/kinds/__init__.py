@@ -4,6 +4,8 @@ A step's `action` names a kind of `KINDS`. The spec, the checks, the planner and
 this registry what a kind runs and how, and name no kind themselves; adding a kind is one more
 declaration (and its template), changing no other kind's code.
 
+A kind's own settings are its `options` model, written as its step's `with` mapping.
+
 (Ranged staging, `plan._ranged`, still names the kinds it is about: moving it here is the next step.)
 """
 
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .layout import CROP, IMAGE_DIR, IMAGES, OUT_DIR, PINNED, PIXELS, RUN_DIR, SCRATCH, FileList
-from .words import ObjectField, Word
+from pydantic import BaseModel
+
+from ..layout import FileList
+from ..words import Word
 
 if TYPE_CHECKING:
-    from .spec import Spec, Step
+    from ..spec import Spec, Step
 
 
 @dataclass(frozen=True)
@@ -60,47 +64,19 @@ class Kind:
     """The kinds whose output its step reads, so it must depend on their step."""
     templates: Path | None = None
     """The directory that holds `template`, when it is not ltsflow's own templates directory."""
+    options: type[BaseModel] | None = None
+    """The model of its step's `with` mapping, the kind's own settings (frozen, unknown keys refused,
+    every field described: the spec reference and the JSON Schema come from it); None: its step takes
+    no `with`. The step's `with_` holds the validated model."""
 
 
-def _sync_in(_spec: Spec, step: Step) -> Planned:
-    # A listed image missing from the bucket is not the step's failure but its objects': sync in
-    # records it for each of them.
-    return Planned((Word.of("--images"), Word.of(RUN_DIR), Word.of(f"{step.remote}:"),
-                    Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), file_list=IMAGES)
+# The kinds ltsflow ships, each in its own module; a kind of one's own is one more module and one more
+# entry here (or, for a test, an entry of KINDS).
+from .astronomy import CROP_KIND, WORLD_TO_PIXEL  # noqa: E402
+from .report import REPORT  # noqa: E402
+from .staging import SYNC_IN, SYNC_OUT  # noqa: E402
 
-
-def _world_to_pixel(_spec: Spec, _step: Step) -> Planned:
-    return Planned((PINNED, Word.of(ObjectField("ra")), Word.of(ObjectField("dec")), PIXELS), per_object=True)
-
-
-def _crop(spec: Spec, _step: Step) -> Planned:
-    return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))),
-                   per_object=True)
-
-
-def _sync_out(_spec: Spec, step: Step) -> Planned:
-    # sync-out uploads the run's results and the crops made.
-    return Planned((Word.of("--results"), Word.of(RUN_DIR), Word.of(RUN_DIR, OUT_DIR), Word.of(f"{step.remote}:")))
-
-
-def _report(_spec: Spec, _step: Step) -> Planned:
-    return Planned((Word.of("--report"), Word.of(RUN_DIR)))
-
-
-KINDS: dict[str, Kind] = {kind.action: kind for kind in (
-    Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, required=True, remote=True,
-         summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)"),
-    Kind("world-to-pixel", "get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy", _world_to_pixel,
-         required=True, reads=("sync-in",), summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)"),
-    Kind("crop", "crop_image_around_pixels.sh", "crop.sh.j2", "astcrop", _crop, required=True,
-         reads=("world-to-pixel",), summary="crop (astcrop, `crop_image_around_pixels.sh`)"),
-    Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, required=True, remote=True, reads=("crop",),
-         summary="sync-out (rclone copies the crops and `results.json` to the remote, `sync.sh`)"),
-    Kind("report", "status.sh", None, None, _report, container=False, summary="`report`",
-         note="A report step is optional: it runs `status.sh --report`, which writes `RUN_DIR/report.txt` with "
-         "every job's final state and a last line `result: succeeded` or `result: failed (...)` (on a full or "
-         "read-only scratch it prints the report to its log, says so, and exits 10); give it `afterany`."),
-)}
+KINDS: dict[str, Kind] = {kind.action: kind for kind in (SYNC_IN, WORLD_TO_PIXEL, CROP_KIND, SYNC_OUT, REPORT)}
 """Every kind, by action, in the order the spec reference and the checks list them."""
 
 

@@ -1,0 +1,34 @@
+"""Staging: sync in copies the run's images from a remote to scratch, sync out copies its results back.
+
+Both run `sync.sh`, with rclone, and need a remote.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..layout import IMAGE_DIR, IMAGES, OUT_DIR, RUN_DIR, SCRATCH
+from ..words import Word
+from . import Kind, Planned
+
+if TYPE_CHECKING:
+    from ..spec import Spec, Step
+
+
+def _sync_in(_spec: Spec, step: Step) -> Planned:
+    # A listed image missing from the bucket is not the step's failure but its objects': sync in
+    # records it for each of them.
+    return Planned((Word.of("--images"), Word.of(RUN_DIR), Word.of(f"{step.remote}:"),
+                    Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), file_list=IMAGES)
+
+
+def _sync_out(_spec: Spec, step: Step) -> Planned:
+    # sync-out uploads the run's results and the crops made.
+    return Planned((Word.of("--results"), Word.of(RUN_DIR), Word.of(RUN_DIR, OUT_DIR), Word.of(f"{step.remote}:")))
+
+
+SYNC_IN = Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, required=True, remote=True,
+               summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)")
+SYNC_OUT = Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, required=True, remote=True,
+                reads=("crop",),
+                summary="sync-out (rclone copies the crops and `results.json` to the remote, `sync.sh`)")
