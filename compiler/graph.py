@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .rclone import rclone_setting
 from .words import Part, Text, Variable, Word
 
 if TYPE_CHECKING:
@@ -132,6 +133,11 @@ def container_command(step: Step) -> tuple[str, ...]:
     """The command step `step`'s tool runs under, before its binds and the image: `singularity run`
     (empty: the step has no container, its tool runs from PATH)."""
     return (step.container.runtime, "run") if step.container else ()
+
+
+def tool_settings(step: Step) -> tuple[tuple[str, str], ...]:
+    """(variable, value) step `step`'s job runs with: each of its rclone flags, as rclone's variable for it."""
+    return tuple(rclone_setting(flag) for flag in step.rclone_flags)
 
 
 def remote_prefix(remote: str) -> str:

@@ -11,37 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .exits import EXIT_CODES, ExitCode
 from .graph import (Dependency, StepScript, bind_options, container_command, dependency_option, is_dependency,
-                    remote_settings)
+                    remote_settings, tool_settings)
 from .kinds import kind_of
 from .layout import FAILED, RUN_DIR, SCRATCH, FileList
-from .rclone import rclone_setting
 from .spec import Spec, parse_run_time_path
 from .words import Environment, Text, Variable, Word
-
-# ----------------------------------------------------------------- exit codes
-
-
-@dataclass(frozen=True)
-class ExitCode:
-    name: str
-    code: int
-    meaning: str
-
-
-EXIT_CODES = (
-    ExitCode("OK", 0, "success"),
-    ExitCode("UNEXPECTED", 1, "a command failed unexpectedly (the message names the file and line)"),
-    ExitCode("BAD_INPUT", 2, "bad usage or input: nothing was done"),
-    ExitCode("TOOL_MISSING", 3, "a tool or module is missing (rclone, singularity, sky2xy, astcrop)"),
-    ExitCode("NO_SUCH_FILE", 4, "a file is missing (the image is not in the bucket, an input is absent)"),
-    ExitCode("OFF_IMAGE", 5, "the object is not on the image (sky2xy off image/offscale, astcrop no overlap)"),
-    ExitCode("BAD_IMAGE", 6, "the image is not usable (not FITS, no WCS)"),
-    ExitCode("TOOL_FAILED", 7, "a tool failed (a transfer failed or was incomplete, a tool crashed)"),
-    ExitCode("SUBMIT_FAILED", 8, "a submission failed; every job already submitted was cancelled"),
-    ExitCode("SOME_FAILED", 9, "a run finished with failures: some objects or jobs failed (see its results.json)"),
-    ExitCode("SCRATCH_FAILED", 10, "scratch could not be written (read-only, full or not permitted): nothing was submitted, or no report written"),
-)
 
 # ----------------------------------------------------------------- the graph
 
@@ -67,7 +43,7 @@ class Job:
     job but Slurm's own SLURM_* and SBATCH_* variables."""
     settings: tuple[tuple[str, str], ...]
     """(variable, value) the job runs with whatever the submitting environment holds: the step's
-    rclone flags, as rclone's variables for them."""
+    tool flags, as its tool's variables for them (`graph.tool_settings`)."""
     per_object: bool
     """The job handles every object of the run in one batch, its tool running once per image; each
     object's line of the batch file holds its outcome file and its arguments. (Not a job array: in
@@ -136,7 +112,7 @@ class JobGraph:
     default_label: str
     crop_width: int
     output_prefix: str
-    """Put before a crop's key (its image's BUCKET/KEY stem): "" puts the crop beside its image."""
+    """Put before an output's key (its image's BUCKET/KEY stem): "" puts the output beside its image."""
     results_bucket: str
     """The bucket of each run's results.json; "" is the bucket of the run's first image."""
     results_prefix: str
@@ -261,7 +237,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         options=fixed + _resource_options(spec, name) + dependency_option(depends_on),
         exports=exports,
         optional_exports=optional,
-        settings=tuple(rclone_setting(flag) for flag in step.rclone_flags),
+        settings=tool_settings(step),
         per_object=per_object,
         command=step_command,
         step_command=step_command,
