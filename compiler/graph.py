@@ -116,8 +116,8 @@ class StepScript:
     tool: str
     modules: tuple[str, ...]
     container: tuple[str, ...]
-    """The container runtime's command (`singularity run`), before its binds and the image (empty:
-    the tool runs from PATH)."""
+    """The container runtime's command (`singularity run` or `singularity exec`), before its binds and the
+    image (empty: the tool runs from PATH)."""
     image: str
     """The container image ("" without a container)."""
     remotes: tuple[RemoteSettings, ...]
@@ -130,9 +130,9 @@ class StepScript:
 
 
 def container_command(step: Step) -> tuple[str, ...]:
-    """The command step `step`'s tool runs under, before its binds and the image: `singularity run`
-    (empty: the step has no container, its tool runs from PATH)."""
-    return (step.container.runtime, "run") if step.container else ()
+    """The command step `step`'s tool runs under, before its binds and the image: `singularity run` or
+    `singularity exec`, as its container says (empty: the step has no container, its tool runs from PATH)."""
+    return (step.container.runtime, step.container.command) if step.container else ()
 
 
 def tool_settings(step: Step) -> tuple[tuple[str, str], ...]:

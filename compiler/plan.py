@@ -59,8 +59,8 @@ class Job:
     container: str | None
     binds: tuple[Word, ...]
     """The directories the step's container must see, each given to its script as `--bind DIR`
-    (first, before its arguments): the scratch root (the images) and the run directory. Empty
-    without a container."""
+    (first, before its arguments): the scratch root (the images), the run directory, then the
+    container's `binds`. Empty without a container."""
     spec_line: int
 
 
@@ -235,7 +235,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         depends_on=depends_on,
         job_name=job_name,
         options=fixed + _resource_options(spec, name) + dependency_option(depends_on),
-        exports=exports,
+        exports=(*exports, *_variables(binds)),
         optional_exports=optional,
         settings=tool_settings(step),
         per_object=per_object,
@@ -253,10 +253,16 @@ def _binds(spec: Spec, name: str) -> tuple[Word, ...]:
     """What step `name`'s container must see: the images under the scratch root, and the run directory
     (its batch file, outcome files, pixel files, crops and, with ranged staging, headers and windows of rows).
     A container sees only its image, its runtime's default binds ($HOME, /tmp, the working directory)
-    and what it is given to bind; a cluster's scratch is none of those."""
-    if spec.steps[name].container is None:
+    and what it is given to bind; a cluster's scratch is none of those. Then the container's own `binds`."""
+    container = spec.steps[name].container
+    if container is None:
         return ()
-    return (Word.of(SCRATCH), Word.of(RUN_DIR))
+    return (Word.of(SCRATCH), Word.of(RUN_DIR), *(Word(parse_run_time_path(bind)) for bind in container.binds))
+
+
+def _variables(words: tuple[Word, ...]) -> tuple[str, ...]:
+    """The environment variables the spec's paths in `words` name, once each: the job must receive them."""
+    return tuple(dict.fromkeys(part.name for word in words for part in word.parts if isinstance(part, Environment)))
 
 
 def _refined(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
