@@ -73,9 +73,10 @@ class Kind:
     no `with`. The step's `with_` holds the validated model."""
     reads_image: Literal["header", "rows"] | None = None
     """What its per-object step reads of each object's image (its first argument), when that is less than
-    all of it: "header", the header alone (world to pixel); "rows", the rows around the pixel position
-    that its third argument's file holds, as crop reads them (its arguments: IMAGE, OUT, XY_FILE, then
-    any). Ranged staging fetches only these parts (`ranged.py`)."""
+    all of it: "header", the header alone (world to pixel); "rows", the rows around the pixel position in
+    its XY_FILE, as crop reads them (its arguments IMAGE, OUT, XY_FILE, LABEL, WIDTH, which fetch_rows.sh
+    --rows reads and writes back with the window for IMAGE). Ranged staging fetches only these parts
+    (`ranged.py`): for any steps that read headers, and one that reads rows."""
     refine: Callable[[Spec, str, tuple[Job, ...]], tuple[Job, ...]] | None = None
     """Rewrites the planned jobs, given the name of its step, once every step's job is planned (in
     dependency order) and before the relay chain rewrites them: it may change any job and add jobs.
