@@ -46,6 +46,10 @@ def refine(spec: Spec, name: str, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
         raise ValueError(f"ranged staging needs a step that reads images' headers and one that reads their rows, "
                          f"not {len(header_readers)} and {len(rows_readers)}")
     (rows_reader,) = rows_readers
+    names = [job.name for job in jobs]
+    if names.index(rows_reader.name) < names.index(header_readers[-1]):
+        raise ValueError(f"ranged staging needs step {rows_reader.name!r}, which reads rows, to come after "
+                         f"{header_readers[-1]!r}, which reads headers")
     source = Word.of(f"{remote}:", ObjectField("file"))
     script = Word.of(Variable("SCRIPT_DIR"), "/", SCRIPT)
     binds = bind_options(stager.binds)
