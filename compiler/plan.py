@@ -11,53 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .exits import EXIT_CODES, ExitCode
+from .graph import (Dependency, StepScript, bind_options, container_command, dependency_option, is_dependency,
+                    remote_settings, tool_settings)
 from .kinds import kind_of
-from .layout import FAILED, PINNED, RUN_DIR, SCRATCH, FileList
-from .rclone import rclone_setting
+from .layout import FAILED, RUN_DIR, SCRATCH, FileList
 from .spec import Spec, parse_run_time_path
-from .words import Environment, ObjectField, Part, Text, Variable, Word
-
-# ----------------------------------------------------------------- exit codes
-
-
-@dataclass(frozen=True)
-class ExitCode:
-    name: str
-    code: int
-    meaning: str
-
-
-EXIT_CODES = (
-    ExitCode("OK", 0, "success"),
-    ExitCode("UNEXPECTED", 1, "a command failed unexpectedly (the message names the file and line)"),
-    ExitCode("BAD_INPUT", 2, "bad usage or input: nothing was done"),
-    ExitCode("TOOL_MISSING", 3, "a tool or module is missing (rclone, singularity, sky2xy, astcrop)"),
-    ExitCode("NO_SUCH_FILE", 4, "a file is missing (the image is not in the bucket, an input is absent)"),
-    ExitCode("OFF_IMAGE", 5, "the object is not on the image (sky2xy off image/offscale, astcrop no overlap)"),
-    ExitCode("BAD_IMAGE", 6, "the image is not usable (not FITS, no WCS)"),
-    ExitCode("TOOL_FAILED", 7, "a tool failed (a transfer failed or was incomplete, a tool crashed)"),
-    ExitCode("SUBMIT_FAILED", 8, "a submission failed; every job already submitted was cancelled"),
-    ExitCode("SOME_FAILED", 9, "a run finished with failures: some objects or jobs failed (see its results.json)"),
-    ExitCode("SCRATCH_FAILED", 10, "scratch could not be written (read-only, full or not permitted): nothing was submitted, or no report written"),
-)
+from .words import Environment, Text, Variable, Word
 
 # ----------------------------------------------------------------- the graph
-
-
-@dataclass(frozen=True)
-class Dependency:
-    kind: str
-    job: str
-
-    @property
-    def accepts(self) -> tuple[str, ...]:
-        """How the job waited for may end for this dependency to be met (a relay decides by it)."""
-        return OUTCOMES_ACCEPTED[self.kind]
-
-
-OUTCOMES_ACCEPTED = {"afterok": ("ok",), "afternotok": ("failed", "cancelled"),
-                     "afterany": ("ok", "failed", "cancelled")}
-"""Slurm's dependency kinds, as the outcomes (ok, failed, cancelled) that meet them."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +43,7 @@ class Job:
     job but Slurm's own SLURM_* and SBATCH_* variables."""
     settings: tuple[tuple[str, str], ...]
     """(variable, value) the job runs with whatever the submitting environment holds: the step's
-    rclone flags, as rclone's variables for them."""
+    tool flags, as its tool's variables for them (`graph.tool_settings`)."""
     per_object: bool
     """The job handles every object of the run in one batch, its tool running once per image; each
     object's line of the batch file holds its outcome file and its arguments. (Not a job array: in
@@ -97,47 +59,9 @@ class Job:
     container: str | None
     binds: tuple[Word, ...]
     """The directories the step's container must see, each given to its script as `--bind DIR`
-    (first, before its arguments): the scratch root (the images) and the run directory. Empty
-    without a container."""
+    (first, before its arguments): the scratch root (the images), the run directory, then the
+    container's `binds`. Empty without a container."""
     spec_line: int
-
-
-@dataclass(frozen=True)
-class RemoteSettings:
-    """How a step script configures an rclone remote from the environment."""
-
-    name: str
-    prefix: str
-    settings: tuple[tuple[str, str], ...]
-    credentials: tuple[str, ...]
-    limits: tuple[tuple[str, str], ...] = ()
-    """rclone's global time-outs and retries for this remote: (RCLONE_ variable suffix, value)."""
-    uploads: tuple[tuple[str, str], ...] = ()
-    """(variable, value) set for an upload to this remote: every file below 5 GiB, S3's limit for one
-    PutObject, goes up in one request, so a killed upload leaves no unfinished multipart upload."""
-
-
-@dataclass(frozen=True)
-class StepScript:
-    """One generated step script and what it runs."""
-
-    name: str
-    template: str
-    """The template that renders it."""
-    tool: str
-    modules: tuple[str, ...]
-    container: tuple[str, ...]
-    """The container runtime's command (`singularity run`), before its binds and the image (empty:
-    the tool runs from PATH)."""
-    image: str
-    """The container image ("" without a container)."""
-    remotes: tuple[RemoteSettings, ...]
-    hdu: int
-
-    @property
-    def launcher(self) -> tuple[str, ...]:
-        """The container command the tool runs under, without binds (empty: the tool runs from PATH)."""
-        return (*self.container, self.image) if self.container else ()
 
 
 @dataclass(frozen=True)
@@ -188,7 +112,7 @@ class JobGraph:
     default_label: str
     crop_width: int
     output_prefix: str
-    """Put before a crop's key (its image's BUCKET/KEY stem): "" puts the crop beside its image."""
+    """Put before an output's key (its image's BUCKET/KEY stem): "" puts the output beside its image."""
     results_bucket: str
     """The bucket of each run's results.json; "" is the bucket of the run's first image."""
     results_prefix: str
@@ -223,13 +147,12 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     """Turn `spec` into its JobGraph: jobs in dependency order, scripts by name."""
     lines = step_lines or {}
     jobs = tuple(_job(spec, name, lines.get(name, 0)) for name in _topological_order(spec))
-    if _ranged_remote(spec) is not None:
-        jobs = _ranged(spec, jobs)
+    jobs = _refined(spec, jobs)
     if spec.chain == "relay":
         jobs = _relayed(jobs)
     jobs = tuple(replace(job, optional_exports=_optional(job, (*job.optional_exports, *spec.exports,
                                                                *BASE_ENVIRONMENT))) for job in jobs)
-    scripts = _scripts(spec) + _ranged_scripts(spec)
+    scripts = _scripts(spec) + _extra_scripts(spec)
     scripts = tuple(sorted(scripts, key=lambda script: script.name))
     required = _scratch_variables(spec) + tuple(sorted({name for job in jobs for name in job.exports}))
     return JobGraph(
@@ -281,17 +204,13 @@ def _topological_order(spec: Spec) -> list[str]:
     return order
 
 
-def remote_prefix(remote: str) -> str:
-    return f"RCLONE_CONFIG_{remote.upper()}"
-
-
 def _job(spec: Spec, name: str, spec_line: int) -> Job:
     step = spec.steps[name]
     remote = step.remote
     exports: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     if remote is not None:
-        settings = _remote_settings(spec, remote)
+        settings = remote_settings(spec, remote)
         exports = settings.credentials
         optional = tuple(f"{settings.prefix}_{key}" for key, _ in settings.settings)
     kind = kind_of(step.action)
@@ -315,10 +234,10 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
         partition=step.partition,
         depends_on=depends_on,
         job_name=job_name,
-        options=fixed + _resource_options(spec, name) + _dependency_option(depends_on),
-        exports=exports,
+        options=fixed + _resource_options(spec, name) + dependency_option(depends_on),
+        exports=(*exports, *_variables(binds)),
         optional_exports=optional,
-        settings=tuple(rclone_setting(flag) for flag in step.rclone_flags),
+        settings=tool_settings(step),
         per_object=per_object,
         command=step_command,
         step_command=step_command,
@@ -334,101 +253,35 @@ def _binds(spec: Spec, name: str) -> tuple[Word, ...]:
     """What step `name`'s container must see: the images under the scratch root, and the run directory
     (its batch file, outcome files, pixel files, crops and, with ranged staging, headers and windows of rows).
     A container sees only its image, its runtime's default binds ($HOME, /tmp, the working directory)
-    and what it is given to bind; a cluster's scratch is none of those."""
-    if spec.steps[name].container is None:
+    and what it is given to bind; a cluster's scratch is none of those. Then the container's own `binds`."""
+    container = spec.steps[name].container
+    if container is None:
         return ()
-    return (Word.of(SCRATCH), Word.of(RUN_DIR))
+    return (Word.of(SCRATCH), Word.of(RUN_DIR), *(Word(parse_run_time_path(bind)) for bind in container.binds))
 
 
-def bind_options(binds: tuple[Word, ...]) -> tuple[Word, ...]:
-    """`--bind DIR` for each directory: how a step script is told what its container must see."""
-    return tuple(word for directory in binds for word in (Word.of("--bind"), directory))
+def _variables(words: tuple[Word, ...]) -> tuple[str, ...]:
+    """The environment variables the spec's paths in `words` name, once each: the job must receive them."""
+    return tuple(dict.fromkeys(part.name for word in words for part in word.parts if isinstance(part, Environment)))
 
 
-# Ranged staging still names the kinds it is about (sync-in, world-to-pixel, crop) rather than asking
-# the registry (compiler/kinds.py): moving it into those kinds is the next step.
-
-ROWS_SCRIPT = "fetch_rows.sh"
-"""Ranged staging's script: each image's header (as the sync-in job), then the rows crops need."""
-
-
-def _ranged_remote(spec: Spec) -> str | None:
-    """The remote of the sync-in step, when it stages by ranges."""
-    for step in spec.steps.values():
-        if step.action == "sync-in" and step.remote is not None and spec.remotes[step.remote].staging == "ranged":
-            return step.remote
-    return None
+def _refined(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
+    """The planned jobs as each step's kind rewrites them (`Kind.refine`), step by step in declaration order."""
+    for name, step in spec.steps.items():
+        refine = kind_of(step.action).refine
+        if refine is not None:
+            jobs = refine(spec, name, jobs)
+    return jobs
 
 
-def _ranged(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
-    """Ranged staging: sync in fetches each image's header (or, for an image unfit for it, the whole
-    image) into the run directory; world to pixel reads it; a rows job on the sync-in step's partition
-    then fetches the rows each image's crops need into one window of the image, and writes the crop step's
-    batch file (window and shifted pixel per object); the crop step waits for it instead."""
-    remote = _ranged_remote(spec)
-    by_action = {job.action: job for job in jobs}
-    sync_in, world_to_pixel, crop = by_action["sync-in"], by_action["world-to-pixel"], by_action["crop"]
-    source = Word.of(f"{remote}:", ObjectField("file"))
-    staged = PINNED
-    script = Word.of(Variable("SCRIPT_DIR"), "/", ROWS_SCRIPT)
-    binds = bind_options(sync_in.binds)
-    headers = (script, *binds, Word.of("--headers"), Word.of(RUN_DIR, f"/tasks/{sync_in.name}.tsv"))
-    rows_name = f"{sync_in.name}_rows"
-    crop_batch = crop.step_command[-1]
-    rows_command = (script, *binds, Word.of("--rows"), Word.of(RUN_DIR, f"/tasks/{rows_name}.tsv"), crop_batch)
-    rows_depends = (Dependency("afterok", world_to_pixel.name),)
-    rows = replace(
-        sync_in, name=rows_name, depends_on=rows_depends, job_name=_renamed(sync_in.job_name, sync_in.name, rows_name),
-        options=_options(sync_in, rows_name, rows_depends), per_object=True, command=rows_command,
-        step_command=rows_command, file_list=None, script=ROWS_SCRIPT,
-        task_arguments=(FAILED, source, staged, *crop.task_arguments[2:]),
-    )
-    crop_depends = tuple(Dependency(d.kind, rows_name if d.job == world_to_pixel.name else d.job)
-                         for d in crop.depends_on)
-    planned: list[Job] = []
-    for job in jobs:
-        if job is sync_in:
-            job = replace(job, per_object=True, command=headers, step_command=headers, file_list=None,
-                          script=ROWS_SCRIPT, task_arguments=(FAILED, source, staged))
-        elif job is world_to_pixel:
-            job = replace(job, task_arguments=(FAILED, staged, *job.task_arguments[2:]))
-        elif job is crop:
-            job = replace(job, depends_on=crop_depends, options=_options(job, job.name, crop_depends),
-                          task_arguments=())
-        planned.append(job)
-        if job.name == world_to_pixel.name:
-            planned.append(rows)
-    return tuple(planned)
-
-
-def _renamed(word: Word, old: str, new: str) -> Word:
-    return Word(tuple(Text(p.text.replace(f"-{old}-", f"-{new}-")) if isinstance(p, Text) else p for p in word.parts))
-
-
-def _options(job: Job, name: str, depends_on: tuple[Dependency, ...]) -> tuple[Word, ...]:
-    """A job's sbatch options for another name and other dependencies."""
-    options = []
-    for option in job.options:
-        if _is_dependency(option):
-            continue
-        if isinstance(option.parts[0], Text) and option.parts[0].text.startswith("--job-name="):
-            option = _renamed(option, job.name, name)
-        elif isinstance(option.parts[0], Text) and option.parts[0].text.startswith("--output="):
-            option = Word(tuple(Text(p.text.replace(f"/logs/{job.name}-", f"/logs/{name}-"))
-                                if isinstance(p, Text) else p for p in option.parts))
-        options.append(option)
-    return (*options, *_dependency_option(depends_on))
-
-
-def _ranged_scripts(spec: Spec) -> tuple[StepScript, ...]:
-    remote = _ranged_remote(spec)
-    if remote is None:
-        return ()
-    step = next(s for s in spec.steps.values() if s.action == "sync-in")
-    return (StepScript(name=ROWS_SCRIPT, template="fetch_rows.sh.j2", tool="rclone", modules=step.modules,
-                       container=(step.container.runtime, "run") if step.container else (),
-                       image=step.container.image if step.container else "",
-                       remotes=(_remote_settings(spec, remote),), hdu=spec.objects.hdu),)
+def _extra_scripts(spec: Spec) -> tuple[StepScript, ...]:
+    """The scripts each step's kind adds to its own (`Kind.extra_scripts`)."""
+    scripts: list[StepScript] = []
+    for name, step in spec.steps.items():
+        extra = kind_of(step.action).extra_scripts
+        if extra is not None:
+            scripts.extend(extra(spec, name))
+    return tuple(scripts)
 
 
 def _relayed(jobs: tuple[Job, ...]) -> tuple[Job, ...]:
@@ -440,7 +293,7 @@ def _relayed(jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     return tuple(
         replace(
             job,
-            options=tuple(o for o in job.options if not _is_dependency(o)),
+            options=tuple(o for o in job.options if not is_dependency(o)),
             command=(Word.of(Variable("SCRIPT_DIR"), "/schedule.sh"), Word.of("--job"), Word.of(RUN_DIR),
                      Word.of(job.name)),
             exports=exports,
@@ -450,57 +303,11 @@ def _relayed(jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     )
 
 
-def _is_dependency(option: Word) -> bool:
-    first = option.parts[0]
-    return isinstance(first, Text) and first.text.startswith("--dependency=")
-
-
 def _resource_options(spec: Spec, name: str) -> tuple[Word, ...]:
     resources = spec.steps[name].resources
     pairs = (("--time", resources.time), ("--mem", resources.memory), ("--cpus-per-task", resources.cpus),
              ("--account", resources.account), ("--qos", resources.qos))
     return tuple(Word.of(f"{flag}={value}") for flag, value in pairs if value is not None)
-
-
-def _dependency_option(depends_on: tuple[Dependency, ...]) -> tuple[Word, ...]:
-    """`--dependency=afterok:ID[:ID],afterany:ID`: one clause per kind, all of them required."""
-    by_kind: dict[str, list[str]] = {}
-    for dependency in depends_on:
-        by_kind.setdefault(dependency.kind, []).append(dependency.job)
-    if not by_kind:
-        return ()
-    parts: list[str | Part] = ["--dependency="]
-    for number, (kind, parents) in enumerate(by_kind.items()):
-        parts.append(("," if number else "") + kind)
-        for parent in parents:
-            parts.extend([":", job_id_variable(parent)])
-    return (Word.of(*parts),)
-
-
-def job_id_variable(step: str) -> Variable:
-    """The schedule.sh variable that holds a step's job id once it is submitted."""
-    return Variable(f"JOB_{step}")
-
-
-SINGLE_PUT_LIMIT = "5G"
-"""The largest object S3 takes in one PutObject (5 GiB), and rclone's largest --s3-upload-cutoff."""
-
-
-def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
-    remote = spec.remotes[name]
-    prefix = remote_prefix(name)
-    settings = [("TYPE", remote.type)]
-    if remote.provider is not None:
-        settings.append(("PROVIDER", remote.provider))
-    if remote.endpoint is not None:
-        settings.append(("ENDPOINT", remote.endpoint))
-    limits = (("CONTIMEOUT", f"{remote.connect_timeout}s"), ("TIMEOUT", f"{remote.io_timeout}s"),
-              ("RETRIES", str(remote.retries)), ("LOW_LEVEL_RETRIES", str(remote.low_level_retries)))
-    # rclone uploads in parts from --s3-upload-cutoff (200 MiB), and from --multi-thread-cutoff (256 MiB) as well.
-    uploads = ((f"{prefix}_UPLOAD_CUTOFF", SINGLE_PUT_LIMIT), ("RCLONE_MULTI_THREAD_CUTOFF", SINGLE_PUT_LIMIT)) \
-        if remote.type == "s3" else ()
-    return RemoteSettings(name, prefix, tuple(settings), tuple(f"{prefix}_{c}" for c in remote.credentials), limits,
-                          uploads)
 
 
 def _scripts(spec: Spec) -> tuple[StepScript, ...]:
@@ -511,7 +318,7 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
         if kind.template is None:
             continue
         remotes = tuple(
-            _remote_settings(spec, s.remote)
+            remote_settings(spec, s.remote)
             for s in spec.steps.values()
             if kind_of(s.action).script == kind.script and s.remote is not None
         )
@@ -520,7 +327,7 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
             template=kind.template,
             tool=kind.tool or "",
             modules=step.modules,
-            container=(step.container.runtime, "run") if step.container else (),
+            container=container_command(step),
             image=step.container.image if step.container else "",
             remotes=tuple(dict.fromkeys(remotes)),
             hdu=spec.objects.hdu,

@@ -83,6 +83,13 @@ def _run_time_path(value: str) -> str:
     return value
 
 
+def _bind(value: str) -> str:
+    parse_run_time_path(value)
+    if any(separator in value for separator in ",:"):
+        raise ValueError(f"must not hold \",\" or \":\" (the runtime's --bind separators), got {quoted(value)}")
+    return value
+
+
 def _rclone_flag(value: str) -> str:
     rclone_setting(value)
     return value
@@ -200,7 +207,8 @@ class Cluster(_Model):
 
 
 class Container(_Model):
-    """A container image and its runtime: the job runs the tool as `RUNTIME run IMAGE TOOL ARGS...`."""
+    """A container image and its runtime: the job runs the tool as `RUNTIME COMMAND --bind DIR... IMAGE TOOL
+    ARGS...`."""
 
     image: Annotated[str, _matching(_IMAGE, "must be docker://..., library://... or a .sif path")] = Field(
         description="The image: `docker://...`, `library://...`, `oras://...` or `shub://...`, or the absolute "
@@ -208,6 +216,17 @@ class Container(_Model):
     )
     runtime: Literal["singularity", "apptainer"] = Field(
         default="singularity", description="The runtime command that runs the image."
+    )
+    command: Literal["run", "exec"] = Field(
+        default="run", description="How the runtime starts the tool: `run` (the image's runscript, given the tool "
+        "and its arguments) or `exec` (the tool itself, for an image whose runscript does not run its arguments)."
+    )
+    binds: tuple[Annotated[str, AfterValidator(_bind)], ...] = Field(
+        default=(), description="More directories the tool must see in its container, each bound at its own path, "
+        "besides the scratch root and the run directory, which every container step binds. Each is written as "
+        "`scratch` is (an absolute path, or one that starts with `$NAME` or `${NAME}`, expanded on the cluster; "
+        "no \"..\" segment), without \",\" or \":\", which the runtime's `--bind` reads as separators. A variable "
+        "named is then needed in the environment of `schedule.sh` and of the step's job."
     )
 
 

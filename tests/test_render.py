@@ -24,6 +24,7 @@ from compiler.render import (
     shell_quote,
 )
 from compiler.validate import validate_spec
+from tests.fitsimages import make_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = (ROOT / "fixtures" / "specs" / "lts-template.yaml").read_text()
@@ -329,3 +330,53 @@ def test_the_q_filter_is_the_quoting_function(tmp_path: Path) -> None:
     assert re.sub("\x1e[^\x1e]*\x1e", "", text) == "echo '$(id) x'\n"
     with pytest.raises(TypeError):
         make_environment(tmp_path).get_template("t.sh.j2").render(value=None)
+
+
+# ----------------------------------------------------------------- a container's command and binds
+
+EXEC_WITH_BIND = DEFAULT_TEXT.replace(
+    "      image: docker://curtinfop/wcstools\n",
+    "      image: docker://curtinfop/wcstools\n      command: exec\n      binds: [$CALIBRATION/frames]\n")
+
+
+def expanded(word: Word, values: dict[str, str]) -> str:
+    """A word as bash expands it, its variables taken from `values`."""
+    return "".join(part.text if isinstance(part, Text) else values[part.name]  # type: ignore[union-attr]
+                   for part in word.parts)
+
+
+@pytest.mark.tools
+def test_a_container_may_exec_its_tool_and_bind_more_directories(shim_state, sky2xy_exe: str, tmp_path: Path) -> None:
+    assert EXEC_WITH_BIND != DEFAULT_TEXT
+    document = load_spec(EXEC_WITH_BIND, "s.yaml")
+    graph = plan_jobs(validate_spec(document), step_lines(document))
+    job = next(job for job in graph.jobs if job.name == "world_to_pixel")
+    extra = Word((Environment("CALIBRATION"), Text("/frames")))
+    assert job.binds == (Word.of(Variable("SCRATCH")), Word.of(Variable("RUN_DIR")), extra)
+    assert job.step_command[1:7] == tuple(w for bind in job.binds for w in (Word.of("--bind"), bind))
+    assert "CALIBRATION" in job.exports and "CALIBRATION" in graph.required_variables
+    (script,) = (s for s in graph.scripts if s.name == job.script)
+    assert script.launcher == ("singularity", "exec", "docker://curtinfop/wcstools")
+    # The step script, run with the job's binds, sees an image in the extra directory only through its bind
+    # (under /tmp, which a cluster's container would not see either), and runs sky2xy itself: exec.
+    (rendered,) = (s for s in render_scripts(graph, PROVENANCE) if s.name == job.script)
+    step_script = tmp_path / job.script
+    step_script.write_text(rendered.text)
+    step_script.chmod(0o755)
+    values = {"SCRATCH": str(tmp_path / "scratch"), "RUN_DIR": str(tmp_path / "run"), "CALIBRATION": str(tmp_path)}
+    for directory in (tmp_path / "scratch", tmp_path / "run", tmp_path / "frames"):
+        directory.mkdir()
+    make_image(tmp_path / "frames" / "image.fits", nx=200, ny=150, ra=150.0, dec=2.0)
+    binds = [expanded(word, values) for word in job.step_command[1:7]]
+    arguments = [str(tmp_path / "frames" / "image.fits"), "150.001", "2.0005", str(tmp_path / "run" / "xy.txt")]
+    environment = shim_state.env(LTSFLOW_SHIM_NO_MOUNT="tmp")
+    unbound = subprocess.run([str(step_script), *binds[:4], *arguments], cwd=tmp_path / "run", env=environment,
+                             capture_output=True, text=True, check=False)
+    assert unbound.returncode == 7 and "image.fits: No such file or directory" in unbound.stderr, unbound.stderr
+    bound = subprocess.run([str(step_script), *binds, *arguments], cwd=tmp_path / "run", env=environment,
+                           capture_output=True, text=True, check=False)
+    assert bound.returncode == 0, bound.stderr
+    assert "->" in (tmp_path / "run" / "xy.txt").read_text()
+    call = shim_state.calls("singularity")[-1]
+    assert (call["subcommand"], call["options"][-2:], call["command"][0]) == (
+        "exec", ["--bind", str(tmp_path / "frames")], "sky2xy")

@@ -29,6 +29,7 @@ BAD = sorted((SPECS / "bad").glob("*.yaml"))
 # Each bad spec the schema rejects: the errors, as (the dotted path of the value, the JSON Schema
 # keyword that fails). An unknown or missing key fails at the mapping that holds it.
 SHAPE_ERRORS = {
+    "bad_container": [("steps.crop.container", "anyOf")],  # its command; its binds' format is ltsflow check's
     "bad_dependency_type": [("steps.world_to_pixel.depends_on.sync_in", "enum")],
     "bad_remote_limits": [("remotes.ceph.connect_timeout", "minimum"), ("remotes.ceph.io_timeout", "type"),
                           ("remotes.ceph.low_level_retries", "minimum"), ("remotes.ceph.retries", "maximum")],

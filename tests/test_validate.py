@@ -61,7 +61,7 @@ def test_an_unknown_key_points_at_the_key_and_suggests_the_close_one() -> None:
     line = line_of(text, "runtme:")
     assert problems(text) == [
         f'{line}:7: unexpected key "runtme" for "steps.world_to_pixel.container" section. '
-        'expected one of "image", "runtime" (did you mean "runtime"?)'
+        'expected one of "binds", "command", "image", "runtime" (did you mean "runtime"?)'
     ]
 
 

@@ -4,9 +4,10 @@ A step's `action` names a kind of `KINDS`. The spec, the checks, the planner and
 this registry what a kind runs and how, and name no kind themselves; adding a kind is one more
 declaration (and its template), changing no other kind's code.
 
-A kind's own settings are its `options` model, written as its step's `with` mapping.
-
-(Ranged staging, `plan._ranged`, still names the kinds it is about: moving it here is the next step.)
+A kind's own settings are its `options` model, written as its step's `with` mapping. A kind may
+rewrite the jobs the planner made of every step (`refine`) and add scripts of its own
+(`extra_scripts`): ranged staging, the sync-in kind's (`ranged.py`), does both, and finds the steps it
+stages for by what their kinds declare they read of an image (`reads_image`), not by their names.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -22,6 +23,8 @@ from ..layout import FileList
 from ..words import Word
 
 if TYPE_CHECKING:
+    from ..graph import StepScript
+    from ..plan import Job
     from ..spec import Spec, Step
 
 
@@ -68,16 +71,20 @@ class Kind:
     """The model of its step's `with` mapping, the kind's own settings (frozen, unknown keys refused,
     every field described: the spec reference and the JSON Schema come from it); None: its step takes
     no `with`. The step's `with_` holds the validated model."""
-
-
-# The kinds ltsflow ships, each in its own module; a kind of one's own is one more module and one more
-# entry here (or, for a test, an entry of KINDS).
-from .astronomy import CROP_KIND, WORLD_TO_PIXEL  # noqa: E402
-from .report import REPORT  # noqa: E402
-from .staging import SYNC_IN, SYNC_OUT  # noqa: E402
-
-KINDS: dict[str, Kind] = {kind.action: kind for kind in (SYNC_IN, WORLD_TO_PIXEL, CROP_KIND, SYNC_OUT, REPORT)}
-"""Every kind, by action, in the order the spec reference and the checks list them."""
+    reads_image: Literal["header", "rows"] | None = None
+    """What its per-object step reads of each object's image (its first argument), when that is less than
+    all of it: "header", the header alone (world to pixel); "rows", the rows around the pixel position in
+    its XY_FILE, as crop reads them (its arguments IMAGE, OUT, XY_FILE, LABEL, WIDTH, which fetch_rows.sh
+    --rows reads and writes back with the window for IMAGE). Ranged staging fetches only these parts
+    (`ranged.py`): for any steps that read headers, and one that reads rows."""
+    refine: Callable[[Spec, str, tuple[Job, ...]], tuple[Job, ...]] | None = None
+    """Rewrites the planned jobs, given the name of its step, once every step's job is planned (in
+    dependency order) and before the relay chain rewrites them: it may change any job and add jobs.
+    The planner calls it for each step of the kind, in declaration order, and knows nothing of what
+    it does."""
+    extra_scripts: Callable[[Spec, str], tuple[StepScript, ...]] | None = None
+    """The scripts its step's jobs run besides `script`, given the name of its step (a rewritten job may
+    run them)."""
 
 
 def kind_of(action: str) -> Kind:
@@ -110,3 +117,13 @@ def describe() -> str:
 def _listed(items: list[str], last: str) -> str:
     """`a`, `a or b`, `a, b or c`."""
     return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+# The kinds ltsflow ships, each in its own module; a kind of one's own is one more module and one more
+# entry here (or, for a test, an entry of KINDS). Last, so that a kind's module may import what is above.
+from .astronomy import CROP_KIND, WORLD_TO_PIXEL  # noqa: E402
+from .report import REPORT  # noqa: E402
+from .staging import SYNC_IN, SYNC_OUT  # noqa: E402
+
+KINDS: dict[str, Kind] = {kind.action: kind for kind in (SYNC_IN, WORLD_TO_PIXEL, CROP_KIND, SYNC_OUT, REPORT)}
+"""Every kind, by action, in the order the spec reference and the checks list them."""

@@ -25,6 +25,8 @@ def _crop(spec: Spec, _step: Step) -> Planned:
 
 
 WORLD_TO_PIXEL = Kind("world-to-pixel", "get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy", _world_to_pixel,
-                      required=True, reads=("sync-in",), summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)")
+                      required=True, reads=("sync-in",), reads_image="header",
+                      summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)")
 CROP_KIND = Kind("crop", "crop_image_around_pixels.sh", "crop.sh.j2", "astcrop", _crop, required=True,
-                 reads=("world-to-pixel",), summary="crop (astcrop, `crop_image_around_pixels.sh`)")
+                 reads=("world-to-pixel",), reads_image="rows",
+                 summary="crop (astcrop, `crop_image_around_pixels.sh`)")

@@ -1,6 +1,7 @@
 """Staging: sync in copies the run's images from a remote to scratch, sync out copies its results back.
 
-Both run `sync.sh`, with rclone, and need a remote.
+Both run `sync.sh`, with rclone, and need a remote. Sync in stages by ranges when its remote says so
+(`ranged.py`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..layout import IMAGE_DIR, IMAGES, OUT_DIR, RUN_DIR, SCRATCH
 from ..words import Word
-from . import Kind, Planned
+from . import Kind, Planned, ranged
 
 if TYPE_CHECKING:
     from ..spec import Spec, Step
@@ -28,7 +29,8 @@ def _sync_out(_spec: Spec, step: Step) -> Planned:
 
 
 SYNC_IN = Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, required=True, remote=True,
-               summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)")
+               summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)",
+               refine=ranged.refine, extra_scripts=ranged.scripts)
 SYNC_OUT = Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, required=True, remote=True,
                 reads=("crop",),
                 summary="sync-out (rclone copies the crops and `results.json` to the remote, `sync.sh`)")
