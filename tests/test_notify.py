@@ -25,7 +25,7 @@ from compiler.spec import Spec
 from compiler.validate import validate_spec
 from tests.chain import RA, DEC, Run, assert_crop_in_bucket, crop_key, step_of
 from tests.fitsimages import make_image
-from tests.s3server import S3Server
+from tests.s3server import DEFAULT_REMOTE, S3Server
 from tests.shimlib import ShimState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ def notices(s3_server: S3Server):
     bucket = NOTICES.split("/", 1)[0]
     s3_server.make_bucket(bucket)
     yield bucket
-    s3_server.rclone("purge", f"ceph:{bucket}", check=False)
+    s3_server.rclone("purge", f"{DEFAULT_REMOTE}:{bucket}", check=False)
 
 
 @pytest.fixture
@@ -247,7 +247,7 @@ def test_a_notice_never_replaces_an_object_no_run_wrote(built_spec, s3_server: S
     assert f"not sending: ceph:{key} already holds an object this run did not write" in result.stderr
     assert s3_server.get_bytes(key) == b"the front end's own"
     # The run's own notice, sent again (a requeued job), is replaced.
-    s3_server.rclone("deletefile", f"ceph:{key}")
+    s3_server.rclone("deletefile", f"{DEFAULT_REMOTE}:{key}")
     assert notify(scripts, s3_server.env(), run_dir).returncode == 0
     (run_dir / "uploaded.list").unlink()
     assert notify(scripts, s3_server.env(), run_dir).returncode == 0
