@@ -70,8 +70,9 @@ def _settings_by_action(root: dict[str, Any], section: dict[str, Any], name: str
     found = []
     for condition in section.get("allOf", ()):
         settings = condition["then"].get("properties", {}).get(name)
-        if settings is not None:
-            found.append((condition["if"]["properties"]["action"]["const"], _definition(root, settings["$ref"])))
+        if settings is not None:  # the model, or a reference to it
+            model = _definition(root, settings["$ref"]) if "$ref" in settings else settings
+            found.append((condition["if"]["properties"]["action"]["const"], model))
     return found
 
 

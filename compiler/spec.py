@@ -15,7 +15,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticKnownError, core_schema
 
 from .diagnostics import quoted
-from .kinds import KINDS, describe
+from .kinds import KINDS, describe, remote_actions
 from .rclone import RCLONE_FLAGS, rclone_setting
 from .words import Environment, Text
 
@@ -265,7 +265,8 @@ class Step(_Model):
     partition: str = Field(description="The partition (`sbatch --partition`): one of the cluster's partitions.")
     remote: str | None = Field(
         default=None,
-        description="Sync steps only, and required for them: the remote they copy from or to, a key of `remotes`.",
+        description=f"Only for steps whose kind uses a remote ({', '.join(f'`{a}`' for a in remote_actions())}), and "
+        "required for them: the remote they copy from or to, a key of `remotes`.",
     )
     modules: tuple[Annotated[str, _matching(_MODULE, "must be an environment module name")], ...] = Field(
         default=(),
@@ -279,7 +280,7 @@ class Step(_Model):
     )
     rclone_flags: tuple[Annotated[str, AfterValidator(_rclone_flag)], ...] = Field(
         default=(),
-        description="Sync steps only: rclone flags for this step's copies, each one of a fixed list "
+        description="Only for steps with a `remote`: rclone flags for this step's copies, each one of a fixed list "
         f"(`compiler/rclone.py`): {_RCLONE_FLAG_LIST}. The job gets each as rclone's environment variable "
         "(`RCLONE_LOCAL_NO_SET_MODTIME=true`), never on a command line. Flags ltsflow sets itself (time-outs, "
         "retries, the upload cut-off) or that would weaken its checks are not on the list.",

@@ -121,8 +121,8 @@ def test_a_registered_kind_is_checked_as_the_seed_kinds_are(checksum_kind: Kind,
     messages = [d.message for d in error.value.diagnostics]
     assert messages == [
         'step "checksum" (checksum) reads what step "sync_in" (sync-in) writes, so it must depend on it',
-        '"remote" is only for steps with action "sync-in" or "sync-out", not "checksum"',
-        '"rclone_flags" are only for steps with action "sync-in" or "sync-out", not "checksum"',
+        '"remote" is only for steps with action "sync-in", "sync-out" or "notify", not "checksum"',
+        '"rclone_flags" are only for steps with action "sync-in", "sync-out" or "notify", not "checksum"',
     ]
 
 
@@ -130,8 +130,8 @@ def test_an_unregistered_kind_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as error:
         compile_spec(spec_with(tmp_path, STEP + AFTER_SYNC_IN))
     assert [d.message for d in error.value.diagnostics] == [
-        'invalid value "checksum" for "steps.checksum.action". expected one of "crop", "report", "sync-in", '
-        '"sync-out", "world-to-pixel"']
+        'invalid value "checksum" for "steps.checksum.action". expected one of "crop", "notify", "report", '
+        '"sync-in", "sync-out", "world-to-pixel"']
 
 
 WITH_MANIFEST = "    with:\n      manifest: sums.txt\n"

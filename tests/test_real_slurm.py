@@ -28,7 +28,7 @@ import pytest
 from tests.waiting import wait_until
 from tests.chain import DEC, RA, assert_crop_in_bucket, compile_for_slurm, crop_key, real_slurm_environment
 from tests.fitsimages import make_image
-from tests.s3server import S3Server
+from tests.s3server import DEFAULT_REMOTE, S3Server
 from tests.slurmlib import FINAL_STATES, SlurmSetup
 
 pytestmark = [pytest.mark.s3, pytest.mark.slurm, pytest.mark.tools]
@@ -113,6 +113,26 @@ def test_one_cluster_turns_a_message_into_the_crop(slurm_multicluster: SlurmSetu
     assert_crop_in_bucket(s3_server, crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
                           run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     assert (run.run_dir / "report.txt").read_text().splitlines()[-1] == "result: succeeded"
+
+
+def test_the_notify_spec_puts_the_runs_notice_in_the_bucket(slurm_multicluster: SlurmSetup, s3_server: S3Server,
+                                                           bucket: str, tmp_path: Path) -> None:
+    """notify.yaml: once sync out has ended, the notify job (afterany on it) puts the run's notice, its
+    results and its result, where the spec's `with.to` says."""
+    s3_server.make_bucket("lts-notices")
+    try:
+        run = RealRun(slurm_multicluster, s3_server, "notify", tmp_path)
+        ra, dec = RA + 0.002, DEC + 0.001
+        assert run.schedule(run.message(file=f"{bucket}/data/frame.fits", ra=ra, dec=dec)).returncode == 0, \
+            run.result.stderr
+        assert run.wait([*STEPS, "notify"]) == dict.fromkeys([*STEPS, "notify"], "COMPLETED"), run.logs()
+        notice = json.loads(s3_server.get_bytes(f"lts-notices/runs/{run.run_dir.name}.json"))
+        results = json.loads((run.run_dir / "results.json").read_text())
+        key = (run.run_dir / "results.key").read_text().strip()
+        assert notice == {**results, "result": "succeeded", "results_key": key}
+        assert notice["results"][0]["key"] == crop_key(f"{bucket}/data/frame.fits", "galaxy_1", ra, dec)
+    finally:
+        s3_server.rclone("purge", f"{DEFAULT_REMOTE}:lts-notices", check=False)
 
 
 # Setonix's names, as the real Slurm here has them: one cluster, magnus, with copyq and debugq.

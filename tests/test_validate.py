@@ -132,7 +132,7 @@ def test_each_shape_error_has_its_message_at_the_value(old: str, new: str, expec
         ("    action: sync-in\n    remote: ceph\n", "    action: sync-in\n",
          '36:3: step "sync_in" (action "sync-in") needs a "remote". expected one of "ceph"'),
         ("    action: crop\n", "    action: crop\n    remote: ceph\n",
-         '56:5: "remote" is only for steps with action "sync-in" or "sync-out", not "crop"'),
+         '56:5: "remote" is only for steps with action "sync-in", "sync-out" or "notify", not "crop"'),
         ("      world_to_pixel: afterok", "      sync_in: afterok",
          '54:3: step "crop" (crop) reads what step "world_to_pixel" (world-to-pixel) writes, so it must depend on it'),
         ("  sync_out:\n", "  Sync-Out:\n",

@@ -122,8 +122,10 @@ def _listed(items: list[str], last: str) -> str:
 # The kinds ltsflow ships, each in its own module; a kind of one's own is one more module and one more
 # entry here (or, for a test, an entry of KINDS). Last, so that a kind's module may import what is above.
 from .astronomy import CROP_KIND, WORLD_TO_PIXEL  # noqa: E402
+from .notify import NOTIFY  # noqa: E402
 from .report import REPORT  # noqa: E402
 from .staging import SYNC_IN, SYNC_OUT  # noqa: E402
 
-KINDS: dict[str, Kind] = {kind.action: kind for kind in (SYNC_IN, WORLD_TO_PIXEL, CROP_KIND, SYNC_OUT, REPORT)}
+KINDS: dict[str, Kind] = {kind.action: kind for kind in (SYNC_IN, WORLD_TO_PIXEL, CROP_KIND, SYNC_OUT, REPORT,
+                                                              NOTIFY)}
 """Every kind, by action, in the order the spec reference and the checks list them."""
