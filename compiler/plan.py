@@ -10,9 +10,10 @@ fields), so the render stage quotes them without deciding anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .kinds import kind_of
-from .layout import FAILED, PINNED, RUN_DIR, SCRATCH, FileList
+from .layout import FAILED, PINNED, RUN_DIR, SCRATCH, FileList, Output
 from .rclone import rclone_setting
 from .spec import Spec, parse_run_time_path
 from .words import Environment, ObjectField, Part, Text, Variable, Word
@@ -133,6 +134,8 @@ class StepScript:
     """The container image ("" without a container)."""
     remotes: tuple[RemoteSettings, ...]
     hdu: int
+    settings: Any = None
+    """What its template lays out beyond the tool, from its step's kind (frozen plain data), or None."""
 
     @property
     def launcher(self) -> tuple[str, ...]:
@@ -193,6 +196,8 @@ class JobGraph:
     """The bucket of each run's results.json; "" is the bucket of the run's first image."""
     results_prefix: str
     """Put before the run id in the results' key: BUCKET/PREFIX<run id>.json."""
+    output: Output | None
+    """The objects' outputs, which sync out uploads (the step that writes them is the spec's only one)."""
     relay: bool
     """Each job submits the next when it ends (chain: relay); else all are submitted at once."""
     jobs: tuple[Job, ...]
@@ -245,6 +250,8 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         output_prefix=_prefix(spec.objects.output),
         results_bucket=(spec.objects.results or "").split("/", 1)[0],
         results_prefix=_prefix(spec.objects.results).partition("/")[2] if spec.objects.results else "results/",
+        output=next((planned.output for planned in (kind_of(step.action).plan(spec, step)
+                                                    for step in spec.steps.values()) if planned.output), None),
         relay=spec.chain == "relay",
         jobs=jobs,
         scripts=scripts,
@@ -297,7 +304,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
     kind = kind_of(step.action)
     planned = kind.plan(spec, step)
     arguments, file_list, per_object = planned.arguments, planned.file_list, planned.per_object
-    script = kind.script
+    script = kind.script_of(name, step.with_)
     script_path = Word.of(Variable("SCRIPT_DIR"), "/", script)
     job_name = Word.of(f"{spec.name}-{name}-", Variable("RUN_ID"))
     log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-%j.log")
@@ -505,6 +512,7 @@ def _remote_settings(spec: Spec, name: str) -> RemoteSettings:
 
 def _scripts(spec: Spec) -> tuple[StepScript, ...]:
     scripts: dict[str, StepScript] = {}
+    script_of = {name: kind_of(step.action).script_of(name, step.with_) for name, step in spec.steps.items()}
     for name in spec.steps:
         step = spec.steps[name]
         kind = kind_of(step.action)
@@ -512,17 +520,19 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
             continue
         remotes = tuple(
             _remote_settings(spec, s.remote)
-            for s in spec.steps.values()
-            if kind_of(s.action).script == kind.script and s.remote is not None
+            for other, s in spec.steps.items()
+            if script_of[other] == script_of[name] and s.remote is not None
         )
-        scripts.setdefault(kind.script, StepScript(
-            name=kind.script,
+        planned = kind.plan(spec, step)
+        scripts.setdefault(script_of[name], StepScript(
+            name=script_of[name],
             template=kind.template,
-            tool=kind.tool or "",
+            tool=planned.tool or kind.tool or "",
             modules=step.modules,
             container=(step.container.runtime, "run") if step.container else (),
             image=step.container.image if step.container else "",
             remotes=tuple(dict.fromkeys(remotes)),
             hdu=spec.objects.hdu,
+            settings=planned.settings,
         ))
     return tuple(scripts.values())

@@ -71,7 +71,9 @@ def _settings_by_action(root: dict[str, Any], section: dict[str, Any], name: str
     for condition in section.get("allOf", ()):
         settings = condition["then"].get("properties", {}).get(name)
         if settings is not None:
-            found.append((condition["if"]["properties"]["action"]["const"], _definition(root, settings["$ref"])))
+            # A model with a validator of its own is written in place, not as a reference.
+            found.append((condition["if"]["properties"]["action"]["const"],
+                          _definition(root, settings["$ref"]) if "$ref" in settings else settings))
     return found
 
 
