@@ -372,11 +372,13 @@ class _MeaningCheck:
         steps = [name for name, step in self.steps.items() if step.get("action") in KINDS]
         flows = {name: self.flow(name) for name in steps}
         writer: dict[str, str] = {}
+        doubled: set[str] = set()
         for name in steps:
             for data in flows[name][1]:
                 if data in writer and name not in repeats:
                     self.error(("steps", name), f"steps {quoted(writer[data])} and {quoted(name)} both write "
                                                 f"{quoted(data)}: a run has one of each", key=True)
+                    doubled.add(data)
                 writer.setdefault(data, name)
         # A step without a valid action (reported by the shape pass) may be the missing writer.
         if len(steps) != len(self.steps):
@@ -390,7 +392,7 @@ class _MeaningCheck:
                     self.error(("steps", name), f"step {quoted(name)} ({action}) reads {quoted(data)}, which no "
                                                 f"step of the spec writes" + (f": add a {kinds} step" if kinds else ""),
                                key=True)
-                elif self.dependencies_known(name) and source not in self.ancestors(name):
+                elif data not in doubled and self.dependencies_known(name) and source not in self.ancestors(name):
                     self.error(("steps", name), f"step {quoted(name)} ({action}) reads what step {quoted(source)} "
                                                 f"({self.steps[source]['action']}) writes, so it must depend on it",
                                key=True)
