@@ -19,6 +19,9 @@ from compiler.plan import Job, JobGraph, plan_jobs
 from compiler.validate import validate_spec
 from compiler.verify import check_scripts
 from compiler.words import ObjectField, RequestField, Text, Variable, Word
+from tests.chain import DEC, RA, Run, step_of
+from tests.s3server import S3Server
+from tests.shimlib import ShimState
 from tests.test_plan import flat
 from tests.test_validate import problems
 
@@ -364,3 +367,44 @@ def test_the_script_says_what_it_runs(built, tmp_path: Path) -> None:
     missing = subprocess.run([str(out / "sums.sh"), "--batch", str(tmp_path / "empty.tsv")], capture_output=True,
                              text=True, check=False, env={"PATH": "/usr/bin:/bin"})
     assert missing.returncode == 3 and "recorded not found on PATH" in missing.stderr
+
+
+# --------------------------------------------------------------------------- the whole chain
+
+
+@pytest.mark.s3
+@pytest.mark.tools
+def test_the_checksum_workflow_puts_each_images_checksum_beside_it(built_spec, shim_state: ShimState,
+                                                                   s3_server: S3Server, s3_bucket: str,
+                                                                   tmp_path: Path) -> None:
+    """Under the fake Slurm, with the real rclone and S3 server: sha256sum once for each image, its line
+    uploaded to BUCKET/KEY.fits.sha256; an image not in the bucket fails its object alone."""
+    images = {}
+    for name, size in (("a.fits", 3000), ("dir/b.fits", 5000)):
+        images[name] = tmp_path / name.replace("/", "_")
+        images[name].write_bytes(b"SIMPLE  =" + bytes(range(256)) * (size // 256))
+        s3_server.put(images[name], f"{s3_bucket}/data/{name}")
+    before = s3_server.snapshot()
+    run = Run(built_spec("checksum"), shim_state, s3_server, tmp_path, remote="acacia")
+    inputs = [run.message(f"m{n}.json", file=f"{s3_bucket}/data/{name}", ra=RA, dec=DEC, label=label)
+              for n, (name, label) in enumerate((("a.fits", "one"), ("a.fits", "two"), ("dir/b.fits", "one"),
+                                                 ("missing.fits", "one")))]
+    assert run.schedule(*inputs).returncode == 0, run.result.stderr
+    assert "m1.json asks for the same output as m0.json: done once" in run.result.stderr
+    run.drain()
+    jobs = {step_of(job, "checksum"): job for job in shim_state.jobs()}
+    assert {name: job["state"] for name, job in jobs.items()} == dict.fromkeys(
+        ["sync_in", "checksum", "sync_out"], "COMPLETED"), {n: run.log(j) for n, j in jobs.items()}
+    assert "sha256sum: 1 object(s) done" in run.log(jobs["checksum"])
+    uploaded = {key: s3_server.get_bytes(key).decode() for key in s3_server.snapshot() if key not in before}
+    pinned = run.run_dir / "images"
+    assert uploaded.pop(run.results_key)
+    assert uploaded == {f"{s3_bucket}/data/a.fits.sha256": sha256_line(pinned / "0.fits"),
+                        f"{s3_bucket}/data/dir/b.fits.sha256": sha256_line(pinned / "1.fits")}
+    assert (pinned / "0.fits").read_bytes() == images["a.fits"].read_bytes()
+    results = run.results()
+    assert (results["objects"], results["succeeded"], results["failed"]) == (3, 2, 1)
+    assert [(r["file"], r["key"], r["error"] and r["error"]["code"]) for r in results["results"]] == [
+        (f"{s3_bucket}/data/a.fits", f"{s3_bucket}/data/a.fits.sha256", None),
+        (f"{s3_bucket}/data/dir/b.fits", f"{s3_bucket}/data/dir/b.fits.sha256", None),
+        (f"{s3_bucket}/data/missing.fits", None, 4)]
