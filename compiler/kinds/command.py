@@ -27,32 +27,41 @@ MESSAGE_FIELDS = ("file", "ra", "dec", "label")
 PATHS = ("image", "output")
 """The paths the plan provides, as placeholders: the run's copy of the object's image, and its output."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_ARGUMENT_TEXT = re.compile(r"[^{}\x00-\x1f\x7f]+")
-_KEY_TEXT = re.compile(r"[A-Za-z0-9._/-]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/")
 
 
-def placeholders(text: str, allowed: tuple[str, ...], literal: re.Pattern[str], what: str) -> list[str | Part]:
-    """`text` as literal text and the placeholders it names, each one of `allowed`; ValueError otherwise."""
+@dataclass(frozen=True)
+class _Form:
+    """What a text of the settings may hold: placeholders of `allowed`, and literal text of `literal`."""
+
+    allowed: tuple[str, ...]
+    literal: re.Pattern[str]
+    rule: str
+    """What its literal text may hold, for messages."""
+
+
+ARGUMENT = _Form((*PATHS, *MESSAGE_FIELDS), re.compile(r"[^{}\x00-\x1f\x7f]+"),
+                 "no control character and no lone \"{\" or \"}\"")
+KEY = _Form(MESSAGE_FIELDS, re.compile(r"[A-Za-z0-9._/-]+"), "only letters, digits and \"._/-\"")
+
+
+def placeholders(text: str, form: _Form, what: str) -> list[str | Part]:
+    """`text` as its literal text and placeholders (each an ObjectField), or ValueError saying why not."""
     parts: list[str | Part] = []
     position = 0
-    for match in _PLACEHOLDER.finditer(text):
-        parts.extend(_literal(text[position:match.start()], literal, what))
-        if match.group(1) not in allowed:
+    for match in (*_PLACEHOLDER.finditer(text), None):
+        literal = text[position:match.start() if match else len(text)]
+        if literal and not form.literal.fullmatch(literal):
+            raise ValueError(f"{what} holds {form.rule} besides its placeholders, got {literal!r}")
+        parts.extend([literal] if literal else [])
+        if match is None:
+            break
+        if match.group(1) not in form.allowed:
             raise ValueError(f"{{{match.group(1)}}} is not a placeholder: {what} may name "
-                             + ", ".join(f"{{{name}}}" for name in allowed))
+                             + ", ".join(f"{{{name}}}" for name in form.allowed))
         parts.append(ObjectField(match.group(1)))
         position = match.end()
-    parts.extend(_literal(text[position:], literal, what))
     return parts
-
-
-def _literal(text: str, literal: re.Pattern[str], what: str) -> list[str | Part]:
-    if text and not literal.fullmatch(text):
-        raise ValueError(f"{what} holds literal text of {literal.pattern[1:-2]!s} only, got {text!r}"
-                         if literal is _KEY_TEXT else f"{what} holds no control character and no lone \"{{\" or "
-                         f"\"}}\", got {text!r}")
-    return [text] if text else []
 
 
 def _named(text: str) -> set[str]:
@@ -109,14 +118,14 @@ class CommandSettings(_Model):
     @model_validator(mode="after")
     def _placeholders(self) -> CommandSettings:
         for number, argument in enumerate(self.arguments):
-            placeholders(argument, (*PATHS, *MESSAGE_FIELDS), _ARGUMENT_TEXT, f"argument {number + 1}")
+            placeholders(argument, ARGUMENT, f"argument {number + 1}")
             if "output" in _named(argument) and argument != "{output}":
                 raise ValueError(f"argument {number + 1}: {{output}} is a whole argument, got {argument!r}")
         named = set().union(*map(_named, self.arguments))
         if "output" in named and self.output is None:
             raise ValueError("an argument names {output}, but the step declares no \"output\"")
         if self.output is not None:
-            placeholders(self.output.key, MESSAGE_FIELDS, _KEY_TEXT, "output.key")
+            placeholders(self.output.key, KEY, "output.key")
             if ("output" in named) == self.output.stdout:
                 raise ValueError("the tool writes its output either to standard output (\"output.stdout: true\") "
                                  "or to the argument {output}: give one of them")
@@ -165,7 +174,7 @@ def _command(_spec: Spec, step: Step) -> Planned:
         fields += [group_output, Word.of(RUN_DIR, OUT_DIR, "/", ObjectField("index"), suffix)]
     for argument in settings.arguments:
         parts: list[str | Part] = []
-        for part in placeholders(argument, (*PATHS, *MESSAGE_FIELDS), _ARGUMENT_TEXT, "argument"):
+        for part in placeholders(argument, ARGUMENT, "argument"):
             if part == ObjectField("image"):
                 parts.extend(PINNED.parts)
             elif part == ObjectField("output") and group_output is not None:
@@ -176,7 +185,7 @@ def _command(_spec: Spec, step: Step) -> Planned:
     output = None
     if settings.output is not None:
         key = Word.of(*(RequestField(p.field) if isinstance(p, ObjectField) else p
-                        for p in placeholders(settings.output.key, MESSAGE_FIELDS, _KEY_TEXT, "output.key")))
+                        for p in placeholders(settings.output.key, KEY, "output.key")))
         output = Output("output", settings.output.suffix, key)
     run = CommandRun(settings.per, settings.arguments, settings.output is not None,
                      settings.output is not None and settings.output.stdout, settings.fails_on)
