@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, SpecError, one_of, quoted
 from .load import Document, Path
-from .kinds import KINDS, remote_actions, writers_of
+from .kinds import KINDS, Kind, remote_actions, writers_of
 from .plan import CONTROL_SCRIPTS, ROWS_SCRIPT
 from .spec import CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec, Step
 
@@ -304,8 +304,8 @@ class _MeaningCheck:
             self.error(path, f"step {quoted(name)} (action {quoted(action)}) needs a \"remote\". "
                              f"expected one of {one_of(self.remotes)}", key=True)
         if kind is not None and not kind.container and "container" in step:
-            self.error((*path, "container"), f"a {quoted(action)} step runs {kind.script_of(name, None)} itself: it takes no "
-                                             "container", key=True)
+            self.error((*path, "container"), f"a {quoted(action)} step runs {kind.script_of(name, None)} itself: "
+                                             "it takes no container", key=True)
         with_remote = _either(remote_actions())
         if kind is not None and not kind.remote and "rclone_flags" in step:
             self.error((*path, "rclone_flags"), f"\"rclone_flags\" are only for steps with action {with_remote}, "
@@ -358,6 +358,11 @@ class _MeaningCheck:
         self.check_data_flow(repeats)
         self.check_shared_scripts(repeats)
 
+    def kind_of(self, name: str) -> Kind | None:
+        """The kind of step `name`, or None if its action names none (the shape pass reports that)."""
+        action = self.steps[name].get("action")
+        return KINDS.get(action) if isinstance(action, str) else None
+
     def flow(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """What step `name` reads and writes; a step whose `with` is not valid reads nothing here (its
         problems are reported already) and may write whatever its kind may."""
@@ -369,7 +374,7 @@ class _MeaningCheck:
     def check_data_flow(self, repeats: set[str]) -> None:
         """Each step reads what a step of the spec writes, after it; no two steps write the same data (a
         step that repeats a kind that runs once is reported as such, not once more here)."""
-        steps = [name for name, step in self.steps.items() if step.get("action") in KINDS]
+        steps = [name for name in self.steps if self.kind_of(name) is not None]
         flows = {name: self.flow(name) for name in steps}
         writer: dict[str, str] = {}
         doubled: set[str] = set()
@@ -401,8 +406,8 @@ class _MeaningCheck:
         """Steps that run one script configure it alike; a script named after its step is its alone, and
         no step script takes the name of a script every build writes."""
         first_user: dict[str, str] = {}
-        for name, step in self.steps.items():
-            kind = KINDS.get(step.get("action"))  # type: ignore[arg-type]
+        for name in self.steps:
+            kind = self.kind_of(name)
             if kind is None or name in repeats:
                 continue
             script = kind.script_of(name, self.options.get(name))

@@ -109,7 +109,8 @@ def test_a_command_step_runs_its_own_script_for_every_object_of_the_run() -> Non
 
 
 def test_a_spec_may_have_several_command_steps_each_with_its_script() -> None:
-    text = (BASE + command_step("check", LABEL_CHECK) + command_step("copy", COPY_TO_OUTPUT + "      script: copy_images.sh\n")
+    text = (BASE + command_step("check", LABEL_CHECK)
+            + command_step("copy", COPY_TO_OUTPUT + "      script: copy_images.sh\n")
             + SYNC_OUT.format(after="copy"))
     graph = graph_of(text)
     assert [(job.name, job.script) for job in graph.jobs] == [
@@ -266,7 +267,8 @@ def run_step(built: tuple[JobGraph, Path], step: str, tmp_path: Path) -> tuple[s
         (run_dir / "images" / f"{image}.fits").write_bytes(b"SIMPLE  =" + bytes([image]) * 50)
     job = job_of(graph, step)
     batch = run_dir / "tasks" / f"{step}.tsv"
-    batch.write_text("".join("\t".join(expanded(w, run_dir, obj) for w in job.task_arguments) + "\n" for obj in OBJECTS))
+    batch.write_text("".join("\t".join(expanded(word, run_dir, obj) for word in job.task_arguments) + "\n"
+                             for obj in OBJECTS))
     tools = tmp_path / "bin"
     tools.mkdir(exist_ok=True)
     recorded = tools / "recorded"
@@ -347,7 +349,8 @@ def test_a_tool_that_writes_its_output_itself_and_exits_non_zero(built, tmp_path
     result, run_dir = run_step(built["copy"], "copy", tmp_path)
     assert result.returncode == 0, result.stderr
     image, out = run_dir / "images", run_dir / "out"
-    assert out.joinpath("0.copy").read_bytes() == out.joinpath("1.copy").read_bytes() == image.joinpath("0.fits").read_bytes()
+    assert out.joinpath("0.copy").read_bytes() == out.joinpath("1.copy").read_bytes() == \
+        image.joinpath("0.fits").read_bytes()
     assert out.joinpath("2.copy").read_bytes() == image.joinpath("1.fits").read_bytes()
     # cp exits 1 on the missing image: its object fails, with cp's message
     assert list(failures(run_dir)) == [3]
