@@ -106,8 +106,8 @@ class CommandSettings(_Model):
         "`{image}` (the run's copy of the object's image), `{output}` (the file the tool writes, as a whole "
         "argument) and the message's fields `{file}`, `{ra}`, `{dec}`, `{label}`. No shell reads them.")
     output: CommandOutput | None = Field(
-        default=None, description="The output the tool makes for each object, which sync-out uploads; none "
-        "if not given (the step then only checks).")
+        default=None, description="What the tool makes for each object; none if not given (the step then "
+        "only checks what its tool says).")
     fails_on: tuple[Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]+$")], ...] = Field(
         default=(),
         description="Text that means the tool failed when its output (standard output or error) holds it, "
