@@ -55,7 +55,8 @@ class Kind:
     template: str | None
     """The template that renders `script`; None for a script every build writes anyway (status.sh)."""
     tool: str | None
-    """The command the script runs, from PATH or in the step's container (None: it runs none)."""
+    """The command the script runs, from PATH or in the step's container (None: it runs none, or its step's
+    settings name it: `Planned.tool`)."""
     plan: Callable[[Spec, Step], Planned]
     summary: str
     """What the kind does, for the spec reference (`steps.NAME.action`)."""
