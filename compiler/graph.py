@@ -9,7 +9,7 @@ too. They live here, apart from both, so that neither imports the other for them
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .rclone import rclone_setting
 from .words import Part, Text, Variable, Word
@@ -122,6 +122,8 @@ class StepScript:
     """The container image ("" without a container)."""
     remotes: tuple[RemoteSettings, ...]
     hdu: int
+    settings: Any = None
+    """What its template lays out beyond the tool, from its step's kind (frozen plain data), or None."""
 
     @property
     def launcher(self) -> tuple[str, ...]:

@@ -43,3 +43,17 @@ FAILED = Word.of(RUN_DIR, "/failed/", ObjectField("index"))
 """An object's outcome file: written, with the exit code and message, when the object fails."""
 PIXELS = Word.of(RUN_DIR, "/xy/", ObjectField("index"), ".xy")
 """An object's pixel position, as world to pixel writes it and crop reads it."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """The objects' outputs a step writes: object N's is RUN_DIR/out/N<suffix>, which sync out uploads
+    to its key."""
+
+    name: str
+    """What an output is called in messages and the run directory's files ("crop": "no crop was made",
+    objects.tsv's column crop_key)."""
+    suffix: str
+    key: Word | None
+    """An object's key, from its request's fields (RequestField parts); None: its crop key, which
+    schedule.sh makes from the output location, its image's key, its label and its position."""

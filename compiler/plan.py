@@ -10,12 +10,13 @@ fields), so the render stage quotes them without deciding anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .exits import EXIT_CODES, ExitCode
 from .graph import (Dependency, StepScript, bind_options, container_command, dependency_option, is_dependency,
                     remote_settings, tool_settings)
 from .kinds import kind_of
-from .layout import FAILED, RUN_DIR, SCRATCH, FileList
+from .layout import FAILED, RUN_DIR, SCRATCH, FileList, Output
 from .spec import Spec, parse_run_time_path
 from .words import Environment, Text, Variable, Word
 
@@ -117,6 +118,8 @@ class JobGraph:
     """The bucket of each run's results.json; "" is the bucket of the run's first image."""
     results_prefix: str
     """Put before the run id in the results' key: BUCKET/PREFIX<run id>.json."""
+    output: Output | None
+    """The objects' outputs, which sync out uploads (the step that writes them is the spec's only one)."""
     relay: bool
     """Each job submits the next when it ends (chain: relay); else all are submitted at once."""
     jobs: tuple[Job, ...]
@@ -168,6 +171,8 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         output_prefix=_prefix(spec.objects.output),
         results_bucket=(spec.objects.results or "").split("/", 1)[0],
         results_prefix=_prefix(spec.objects.results).partition("/")[2] if spec.objects.results else "results/",
+        output=next((planned.output for planned in (kind_of(step.action).plan(spec, step)
+                                                    for step in spec.steps.values()) if planned.output), None),
         relay=spec.chain == "relay",
         jobs=jobs,
         scripts=scripts,
@@ -216,7 +221,7 @@ def _job(spec: Spec, name: str, spec_line: int) -> Job:
     kind = kind_of(step.action)
     planned = kind.plan(spec, step)
     arguments, file_list, per_object = planned.arguments, planned.file_list, planned.per_object
-    script = kind.script
+    script = kind.script_of(name, step.with_)
     script_path = Word.of(Variable("SCRIPT_DIR"), "/", script)
     job_name = Word.of(f"{spec.name}-{name}-", Variable("RUN_ID"))
     log_file = Word.of("--output=", RUN_DIR, f"/logs/{name}-%j.log")
@@ -312,6 +317,7 @@ def _resource_options(spec: Spec, name: str) -> tuple[Word, ...]:
 
 def _scripts(spec: Spec) -> tuple[StepScript, ...]:
     scripts: dict[str, StepScript] = {}
+    script_of = {name: kind_of(step.action).script_of(name, step.with_) for name, step in spec.steps.items()}
     for name in spec.steps:
         step = spec.steps[name]
         kind = kind_of(step.action)
@@ -319,17 +325,19 @@ def _scripts(spec: Spec) -> tuple[StepScript, ...]:
             continue
         remotes = tuple(
             remote_settings(spec, s.remote)
-            for s in spec.steps.values()
-            if kind_of(s.action).script == kind.script and s.remote is not None
+            for other, s in spec.steps.items()
+            if script_of[other] == script_of[name] and s.remote is not None
         )
-        scripts.setdefault(kind.script, StepScript(
-            name=kind.script,
+        planned = kind.plan(spec, step)
+        scripts.setdefault(script_of[name], StepScript(
+            name=script_of[name],
             template=kind.template,
-            tool=kind.tool or "",
+            tool=planned.tool or kind.tool or "",
             modules=step.modules,
             container=container_command(step),
             image=step.container.image if step.container else "",
             remotes=tuple(dict.fromkeys(remotes)),
             hdu=spec.objects.hdu,
+            settings=planned.settings,
         ))
     return tuple(scripts.values())

@@ -23,7 +23,7 @@ import jinja2
 from . import __version__
 from .kinds import template_directories
 from .plan import CONTROL_SCRIPTS, JobGraph
-from .words import Environment, EveryObject, ObjectField, Text, Variable, Word
+from .words import Environment, EveryObject, ObjectField, RequestField, Text, Variable, Word
 
 _MARK = "\x1e"
 _MARKER = re.compile(_MARK + r"([^\x1e:]+):(\d+)" + _MARK)
@@ -102,6 +102,8 @@ def _quote_word(word: Word) -> str:
             inside.append("${" + _checked_name(part.name) + ":?}")
         elif isinstance(part, ObjectField):
             inside.append("${OBJECT_" + _checked_name(part.field).upper() + "[index]}")
+        elif isinstance(part, RequestField):
+            inside.append("${REQUEST_" + _checked_name(part.field).upper() + "[index]}")
         elif isinstance(part, EveryObject):
             inside.append("${OBJECT_" + _checked_name(part.field).upper() + "[@]}")
     return '"' + "".join(inside) + '"'

@@ -3,8 +3,8 @@
 Two passes, both always run so one report holds everything:
 - the shape, checked by the pydantic models in `spec.py` (unknown keys, types,
   formats), each error mapped back to the line and column of its node;
-- the meaning, checked here on the raw data (names that must exist, one step per
-  action, the data flow between steps, dependency cycles, clusters that can only
+- the meaning, checked here on the raw data (names that must exist, at most one step
+  of a kind that runs once, the data flow between steps, dependency cycles, clusters that can only
   depend on each other inside a federation). These checks skip whatever has the
   wrong shape: the first pass reports that.
 """
@@ -23,7 +23,9 @@ from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostic, SpecError, one_of, quoted
 from .load import Document, Path
-from .kinds import KINDS, remote_actions, required_actions
+from .kinds import KINDS, Kind, remote_actions, writers_of
+from .kinds.ranged import SCRIPT as ROWS_SCRIPT
+from .plan import CONTROL_SCRIPTS
 from .spec import CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec, Step
 
 def validate_spec(document: Document) -> Spec:
@@ -35,7 +37,7 @@ def validate_spec(document: Document) -> Spec:
     except ValidationError as error:
         diagnostics.extend(_shape_diagnostic(document, e) for e in error.errors())
     options = _kinds_options(document, diagnostics)
-    diagnostics.extend(_MeaningCheck(document).run())
+    diagnostics.extend(_MeaningCheck(document, options).run())
     if diagnostics or spec is None:
         raise SpecError(diagnostics)
     return spec.model_copy(update={"steps": {name: step.model_copy(update={"with_": options.get(name)})
@@ -218,6 +220,10 @@ def bucket_problem(bucket: str) -> str | None:
 
 
 
+_BUILD_SCRIPTS = ("schedule.sh", *CONTROL_SCRIPTS, ROWS_SCRIPT)
+"""The scripts every build (or every build with ranged staging) writes, whatever its steps."""
+
+
 def _either(actions: tuple[str, ...]) -> str:
     """`"a"`, `"a" or "b"`, `"a", "b" or "c"`."""
     names = [quoted(action) for action in actions]
@@ -231,8 +237,10 @@ def _mapping(value: Any) -> dict[str, Any]:
 class _MeaningCheck:
     """Cross-references and data flow, checked on whatever part of the data has the right shape."""
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, options: dict[str, BaseModel]) -> None:
         self.document = document
+        self.options = options
+        """Each step's valid `with`, as its kind's model (none for a step whose `with` is not valid)."""
         data = _mapping(document.data)
         self.steps = {name: _mapping(step) for name, step in _mapping(data.get("steps")).items()}
         self.clusters = _mapping(data.get("clusters"))
@@ -297,8 +305,8 @@ class _MeaningCheck:
             self.error(path, f"step {quoted(name)} (action {quoted(action)}) needs a \"remote\". "
                              f"expected one of {one_of(self.remotes)}", key=True)
         if kind is not None and not kind.container and "container" in step:
-            self.error((*path, "container"), f"a {quoted(action)} step runs {kind.script} itself: it takes no "
-                                             "container", key=True)
+            self.error((*path, "container"), f"a {quoted(action)} step runs {kind.script_of(name, None)} itself: "
+                                             "it takes no container", key=True)
         with_remote = _either(remote_actions())
         if kind is not None and not kind.remote and "rclone_flags" in step:
             self.error((*path, "rclone_flags"), f"\"rclone_flags\" are only for steps with action {with_remote}, "
@@ -343,38 +351,85 @@ class _MeaningCheck:
                 by_action.setdefault(action, []).append(name)
         if not self.steps:
             return
-        # A step without a valid action (reported by the shape pass) may be the missing one.
-        all_actions_known = all(step.get("action") in KINDS for step in self.steps.values())
-        for action, kind in KINDS.items():
-            names = by_action.get(action, [])
-            if not names and all_actions_known and kind.required:
-                self.error(("steps",), f"no step has action {quoted(action)}: a workflow needs one step for each of "
-                                       f"{one_of(required_actions())}", key=True)
-            for extra in names[1:]:
+        repeats = {extra for action, names in by_action.items() if KINDS[action].once for extra in names[1:]}
+        for action, names in by_action.items():
+            for extra in (name for name in names if name in repeats):
                 self.error(("steps", extra, "action"), f"step {quoted(extra)} repeats action {quoted(action)} "
                                                        f"of step {quoted(names[0])}: each action runs once")
-        for consumer, producer in ((kind.action, read) for kind in KINDS.values() for read in kind.reads):
-            for name in by_action.get(consumer, [])[:1]:
-                for source in by_action.get(producer, [])[:1]:
-                    if self.dependencies_known(name) and source not in self.ancestors(name):
-                        self.error(("steps", name), f"step {quoted(name)} ({consumer}) reads what step {quoted(source)} "
-                                                    f"({producer}) writes, so it must depend on it", key=True)
-        self.check_shared_scripts(by_action)
+        self.check_data_flow(repeats)
+        self.check_shared_scripts(repeats)
 
-    def check_shared_scripts(self, by_action: dict[str, list[str]]) -> None:
+    def kind_of(self, name: str) -> Kind | None:
+        """The kind of step `name`, or None if its action names none (the shape pass reports that)."""
+        action = self.steps[name].get("action")
+        return KINDS.get(action) if isinstance(action, str) else None
+
+    def flow(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What step `name` reads and writes; a step whose settings decide it but are not valid reads nothing
+        here (their problems are reported already) and may write whatever its kind may."""
+        kind = KINDS[self.steps[name]["action"]]
+        if kind.flow is not None and name not in self.options:
+            return (), kind.writes
+        return kind.flow_of(self.options.get(name))
+
+    def check_data_flow(self, repeats: set[str]) -> None:
+        """Each step reads what a step of the spec writes, after it; no two steps write the same data (a
+        step that repeats a kind that runs once is reported as such, not once more here)."""
+        steps = [name for name in self.steps if self.kind_of(name) is not None]
+        flows = {name: self.flow(name) for name in steps}
+        writer: dict[str, str] = {}
+        doubled: set[str] = set()
+        for name in steps:
+            for data in flows[name][1]:
+                if data in writer and name not in repeats:
+                    self.error(("steps", name), f"steps {quoted(writer[data])} and {quoted(name)} both write "
+                                                f"{quoted(data)}: a run has one of each", key=True)
+                    doubled.add(data)
+                writer.setdefault(data, name)
+        # A step without a valid action (reported by the shape pass) may be the missing writer.
+        if len(steps) != len(self.steps):
+            return
+        for name in steps:
+            action = self.steps[name]["action"]
+            for data in flows[name][0]:
+                source = writer.get(data)
+                if source is None:
+                    kinds = " or ".join(quoted(kind) for kind in writers_of(data))
+                    self.error(("steps", name), f"step {quoted(name)} ({action}) reads {quoted(data)}, which no "
+                                                f"step of the spec writes" + (f": add a {kinds} step" if kinds else ""),
+                               key=True)
+                elif data not in doubled and self.dependencies_known(name) and source not in self.ancestors(name):
+                    self.error(("steps", name), f"step {quoted(name)} ({action}) reads what step {quoted(source)} "
+                                                f"({self.steps[source]['action']}) writes, so it must depend on it",
+                               key=True)
+
+    def check_shared_scripts(self, repeats: set[str]) -> None:
+        """Steps that run one script configure it alike; a script named after its step is its alone, and
+        no step script takes the name of a script every build writes."""
         first_user: dict[str, str] = {}
-        for action, kind in KINDS.items():
-            for name in by_action.get(action, [])[:1]:
-                script = kind.script
-                if script not in first_user:
-                    first_user[script] = name
-                    continue
-                other = first_user[script]
-                for field in ("modules", "container"):
-                    if self.steps[name].get(field) != self.steps[other].get(field):
-                        self.error(("steps", name, field) if field in self.steps[name] else ("steps", name),
-                                   f"steps {quoted(other)} and {quoted(name)} both run {script}, so their "
-                                   f"{quoted(field)} must be the same", key=True)
+        for name in self.steps:
+            kind = self.kind_of(name)
+            if kind is None or name in repeats:
+                continue
+            script = kind.script_of(name, self.options.get(name))
+            if not isinstance(kind.script, str) and script in _BUILD_SCRIPTS:
+                self.error(("steps", name), f"step {quoted(name)} would run {script}, which every build writes "
+                                            "itself: name the step, or its script, otherwise", key=True)
+                continue
+            if script not in first_user:
+                first_user[script] = name
+                continue
+            other = first_user[script]
+            other_kind = KINDS[self.steps[other]["action"]]
+            if not (isinstance(kind.script, str) and isinstance(other_kind.script, str)):
+                self.error(("steps", name), f"steps {quoted(other)} and {quoted(name)} would both run {script}: "
+                                            "name one of their scripts otherwise (\"with: {script: ...}\")", key=True)
+                continue
+            for field in ("modules", "container"):
+                if self.steps[name].get(field) != self.steps[other].get(field):
+                    self.error(("steps", name, field) if field in self.steps[name] else ("steps", name),
+                               f"steps {quoted(other)} and {quoted(name)} both run {script}, so their "
+                               f"{quoted(field)} must be the same", key=True)
 
     def ancestors(self, name: str) -> set[str]:
         seen: set[str] = set()

@@ -41,13 +41,21 @@ class ObjectField:
 
 
 @dataclass(frozen=True)
+class RequestField:
+    """A field of the request schedule.sh is making an object of (file, ra, dec, label): an output's key
+    is made from these before the requests with one key become one object."""
+
+    field: str
+
+
+@dataclass(frozen=True)
 class EveryObject:
     """A field of every object, as separate words (`"${OBJECT_FILE[@]}"`)."""
 
     field: str
 
 
-Part = Text | Variable | Environment | ObjectField | EveryObject
+Part = Text | Variable | Environment | ObjectField | RequestField | EveryObject
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,8 @@ def test_schema_is_json_schema_with_the_steps(capsys: pytest.CaptureFixture[str]
     assert set(schema["required"]) == {"version", "name", "scratch", "clusters", "steps"}
     assert schema["properties"]["steps"]["type"] == "object"
     step = schema["$defs"]["Step"]
-    assert step["properties"]["action"]["enum"] == ["sync-in", "world-to-pixel", "crop", "sync-out", "report", "notify"]
+    assert step["properties"]["action"]["enum"] == ["sync-in", "world-to-pixel", "crop", "command", "sync-out", "report",
+                                                   "notify"]
     assert out == json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

@@ -46,7 +46,7 @@ def _checksum(_spec: object, step: Step) -> Planned:
     return Planned((Word.of(RUN_DIR), Word.of(step.with_.manifest)))
 
 
-CHECKSUM = Kind("checksum", "checksum.sh", "checksum.sh.j2", "sha256sum", _checksum, reads=("sync-in",),
+CHECKSUM = Kind("checksum", "checksum.sh", "checksum.sh.j2", "sha256sum", _checksum, reads=("images",),
                 summary="checksum (sha256sum, `checksum.sh`)", templates=ROOT / "tests" / "templates",
                 options=ChecksumSettings)
 
@@ -130,7 +130,7 @@ def test_an_unregistered_kind_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as error:
         compile_spec(spec_with(tmp_path, STEP + AFTER_SYNC_IN))
     assert [d.message for d in error.value.diagnostics] == [
-        'invalid value "checksum" for "steps.checksum.action". expected one of "crop", "notify", "report", '
+        'invalid value "checksum" for "steps.checksum.action". expected one of "command", "crop", "notify", "report", '
         '"sync-in", "sync-out", "world-to-pixel"']
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from ..layout import FileList
+from ..layout import FileList, Output
 from ..words import Word
 
 if TYPE_CHECKING:
@@ -38,6 +38,12 @@ class Planned:
     """A list schedule.sh writes into the run directory for the step, or None."""
     per_object: bool = False
     """The step handles each object of the run (one batch file, a line per object), not the run once."""
+    output: Output | None = None
+    """The objects' outputs the step writes, which sync-out uploads; None: it writes none."""
+    tool: str | None = None
+    """The command the step's script runs, when its settings name it (else its kind's `tool`)."""
+    settings: Any = None
+    """What the step's template lays out beyond its tool (frozen plain data: a kind's own dataclass), or None."""
 
 
 @dataclass(frozen=True)
@@ -46,25 +52,34 @@ class Kind:
 
     action: str
     """The name a step gives as its `action`."""
-    script: str
-    """The script its step runs: steps whose kinds share a script must configure it alike."""
+    script: str | Callable[[str, Any], str]
+    """The script its step runs: a name (steps whose kinds share a script must configure it alike), or
+    the step's own, from its name and its settings (None when they are not valid)."""
     template: str | None
     """The template that renders `script`; None for a script every build writes anyway (status.sh)."""
     tool: str | None
-    """The command the script runs, from PATH or in the step's container (None: it runs none)."""
+    """The command the script runs, from PATH or in the step's container (None: it runs none, or its step's
+    settings name it: `Planned.tool`)."""
     plan: Callable[[Spec, Step], Planned]
     summary: str
     """What the kind does, for the spec reference (`steps.NAME.action`)."""
     note: str = ""
     """More for the spec reference, after the list of kinds."""
-    required: bool = False
-    """A spec has exactly one step of this kind (any other kind: at most one)."""
+    once: bool = True
+    """A spec has at most one step of this kind."""
     remote: bool = False
     """Its step needs a `remote`, and may take `rclone_flags`; no other kind's step takes either."""
     container: bool = True
     """Its step may run its tool in a `container`."""
     reads: tuple[str, ...] = ()
-    """The kinds whose output its step reads, so it must depend on their step."""
+    """The data its step reads ("images", "pixels", "outputs"): a step of the spec must write each, and
+    the step must depend on it."""
+    writes: tuple[str, ...] = ()
+    """The data its step writes (or may write, for a kind whose settings say: see `flow`). A run has one of
+    each: no two steps of a spec write the same."""
+    flow: Callable[[Any], tuple[tuple[str, ...], tuple[str, ...]]] | None = None
+    """What a step of this kind reads and writes, from its settings, when they decide it (within `reads` and
+    `writes`); None: always `reads` and `writes`."""
     templates: Path | None = None
     """The directory that holds `template`, when it is not ltsflow's own templates directory."""
     options: type[BaseModel] | None = None
@@ -86,13 +101,22 @@ class Kind:
     """The scripts its step's jobs run besides `script`, given the name of its step (a rewritten job may
     run them)."""
 
+    def script_of(self, step: str, settings: Any) -> str:
+        """The script step `step` runs, with its settings (None when they are not valid)."""
+        return self.script if isinstance(self.script, str) else self.script(step, settings)
+
+    def flow_of(self, settings: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What a step of this kind with these settings reads and writes."""
+        return self.flow(settings) if self.flow is not None else (self.reads, self.writes)
+
 
 def kind_of(action: str) -> Kind:
     return KINDS[action]
 
 
-def required_actions() -> tuple[str, ...]:
-    return tuple(kind.action for kind in KINDS.values() if kind.required)
+def writers_of(data: str) -> tuple[str, ...]:
+    """The kinds whose step writes (or may write) `data`."""
+    return tuple(kind.action for kind in KINDS.values() if data in kind.writes)
 
 
 def remote_actions() -> tuple[str, ...]:
@@ -107,11 +131,14 @@ def template_directories() -> tuple[Path, ...]:
 def describe() -> str:
     """The spec reference's text for `steps.NAME.action`."""
     listed = _listed([kind.summary for kind in KINDS.values()], "or")
-    required = _listed([f"`{action}`" for action in required_actions()], "and")
-    once = (f"A spec has exactly one step of each of {required}, and at most one of any other."
-            if required else "A spec has at most one step of each.")
+    once = _listed([f"`{kind.action}`" for kind in KINDS.values() if kind.once], "and")
+    data = dict.fromkeys(name for kind in KINDS.values() for name in (*kind.writes, *kind.reads))
+    flows = "; ".join(f"`{name}`, written by {_listed([f'`{a}`' for a in writers_of(name)], 'or')}"
+                      for name in data if writers_of(name))
+    flow = (f"A step that reads data needs a step of the spec that writes it, and must depend on it: {flows}. "
+            "No two steps write the same data.")
     notes = "".join(f" {kind.note}" for kind in KINDS.values() if kind.note)
-    return f"What the step does: {listed}. {once}{notes}"
+    return f"What the step does: {listed}. A spec has at most one step of each of {once}. {flow}{notes}"
 
 
 def _listed(items: list[str], last: str) -> str:
@@ -122,10 +149,11 @@ def _listed(items: list[str], last: str) -> str:
 # The kinds ltsflow ships, each in its own module; a kind of one's own is one more module and one more
 # entry here (or, for a test, an entry of KINDS). Last, so that a kind's module may import what is above.
 from .astronomy import CROP_KIND, WORLD_TO_PIXEL  # noqa: E402
+from .command import COMMAND  # noqa: E402
 from .notify import NOTIFY  # noqa: E402
 from .report import REPORT  # noqa: E402
 from .staging import SYNC_IN, SYNC_OUT  # noqa: E402
 
-KINDS: dict[str, Kind] = {kind.action: kind for kind in (SYNC_IN, WORLD_TO_PIXEL, CROP_KIND, SYNC_OUT, REPORT,
-                                                              NOTIFY)}
+KINDS: dict[str, Kind] = {kind.action: kind for kind in (SYNC_IN, WORLD_TO_PIXEL, CROP_KIND, COMMAND, SYNC_OUT,
+                                                          REPORT, NOTIFY)}
 """Every kind, by action, in the order the spec reference and the checks list them."""

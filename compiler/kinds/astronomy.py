@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..layout import CROP, PINNED, PIXELS
+from ..layout import CROP, PINNED, PIXELS, Output
 from ..words import ObjectField, Word
 from . import Kind, Planned
 
@@ -21,12 +21,12 @@ def _world_to_pixel(_spec: Spec, _step: Step) -> Planned:
 
 def _crop(spec: Spec, _step: Step) -> Planned:
     return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))),
-                   per_object=True)
+                   per_object=True, output=Output("crop", ".fits", None))
 
 
 WORLD_TO_PIXEL = Kind("world-to-pixel", "get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy", _world_to_pixel,
-                      required=True, reads=("sync-in",), reads_image="header",
+                      reads=("images",), writes=("pixels",), reads_image="header",
                       summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)")
-CROP_KIND = Kind("crop", "crop_image_around_pixels.sh", "crop.sh.j2", "astcrop", _crop, required=True,
-                 reads=("world-to-pixel",), reads_image="rows",
-                 summary="crop (astcrop, `crop_image_around_pixels.sh`)")
+# crop reads the images too, which world to pixel reads before it: reading its pixels says both.
+CROP_KIND = Kind("crop", "crop_image_around_pixels.sh", "crop.sh.j2", "astcrop", _crop, reads=("pixels",),
+                 writes=("outputs",), reads_image="rows", summary="crop (astcrop, `crop_image_around_pixels.sh`)")

@@ -24,13 +24,14 @@ def _sync_in(_spec: Spec, step: Step) -> Planned:
 
 
 def _sync_out(_spec: Spec, step: Step) -> Planned:
-    # sync-out uploads the run's results and the crops made.
+    # sync-out uploads the run's results and the objects' outputs made.
     return Planned((Word.of("--results"), Word.of(RUN_DIR), Word.of(RUN_DIR, OUT_DIR), Word.of(f"{step.remote}:")))
 
 
-SYNC_IN = Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, required=True, remote=True,
+SYNC_IN = Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, remote=True, writes=("images",),
                summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)",
                refine=ranged.refine, extra_scripts=ranged.scripts)
-SYNC_OUT = Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, required=True, remote=True,
-                reads=("crop",),
-                summary="sync-out (rclone copies the crops and `results.json` to the remote, `sync.sh`)")
+SYNC_OUT = Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, remote=True, reads=("outputs",),
+                writes=("results",),
+                summary="sync-out (rclone copies the objects' outputs, such as the crops, and `results.json` to the "
+                "remote, `sync.sh`)")
