@@ -36,6 +36,9 @@ Environment knobs (all optional except LTSFLOW_SHIM_STATE):
                                      container lacks these executables
     LTSFLOW_SHIM_NO_MOUNT            "tmp[,home,cwd]": default binds this site's singularity.conf
                                      turns off ("mount tmp = no", ...), as --no-mount does for a call
+    LTSFLOW_SHIM_PYCACHE             where the shims keep their compiled Python (default: the
+                                     state directory's .pycache); the tests give one directory to
+                                     every state of a session, so a fresh state compiles nothing
 """
 
 from __future__ import annotations
