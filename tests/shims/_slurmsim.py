@@ -3,6 +3,8 @@
 The executables beside this file (sbatch, scancel, squeue, sacct, drain, module,
 singularity, apptainer, rclone) are thin wrappers around the ``*_main`` functions here. Each
 executable documents the subset of its real counterpart that it supports.
+They start Python with -S: they need the standard library only, and without the site module (and
+the .pth files it runs) a shim call takes a third less CPU time.
 
 State lives in the directory named by ``LTSFLOW_SHIM_STATE`` (required):
 
