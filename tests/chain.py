@@ -21,8 +21,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from compiler.build import build
 from tests.fitsimages import expected_crop, expected_pixel, read_crop
+from tests.plugins.build import build_where_it_is
 from tests.s3server import S3Server
 from tests.shimlib import ShimState
 
@@ -160,8 +160,8 @@ def compile_for_slurm(spec: str, directory: Path, exports: str,
     which the real Slurm here does not have), built into DIRECTORY/out.
 
     A text is built once per process, from one directory of its own, and DIRECTORY/out is a copy of
-    that build (the caller may change its copy): the scripts name the spec's path, so builds of one
-    text from many directories would each run shellcheck afresh, some seconds each."""
+    that build (the caller may change its copy). The scripts name the spec SPEC.yaml, whatever the
+    directory (build_where_it_is), so a text built in an earlier session is not shellchecked again."""
     text = (ROOT / "fixtures" / "specs" / f"{spec}.yaml").read_text()
     for old, new in renames:
         assert old in text, old
@@ -172,7 +172,7 @@ def compile_for_slurm(spec: str, directory: Path, exports: str,
         atexit.register(shutil.rmtree, home, True)
         source = home / f"{spec}.yaml"
         source.write_text(text)
-        build(source, home / "out")
+        build_where_it_is(source, home / "out")
         _COMPILED[text] = home / "out"
     shutil.copytree(_COMPILED[text], directory / "out", symlinks=True)
     return directory / "out"

@@ -26,13 +26,17 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy import units as u
-from astropy.coordinates import Angle
 from astropy.io import fits
-from astropy.nddata import Cutout2D
-from astropy.wcs import WCS
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
+
+# astropy.wcs, astropy.nddata and astropy.coordinates are imported where they are used: the bats
+# tests start Python for each check (tests/fitstool.py), and making an image needs astropy.io.fits
+# only, which takes half the time of all four.
 
 __all__ = [
     "DEBIAN_PACKAGES",
@@ -44,6 +48,7 @@ __all__ = [
     "expected_crop",
     "expected_pixel",
     "make_image",
+    "write_image",
     "make_no_wcs",
     "make_not_fits",
     "on_image",
@@ -88,7 +93,16 @@ def _cd_matrix(
     return rot @ shear @ par
 
 
-def make_image(
+def make_image(path: str | Path, **parameters) -> WCS:
+    """``write_image(path, **parameters)``, and the image's WCS (its ``pixel_shape`` set)."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(write_image(path, **parameters))
+    wcs.pixel_shape = (parameters["nx"], parameters["ny"])  # so on_image() knows NAXIS1/NAXIS2
+    return wcs
+
+
+def write_image(
     path: str | Path,
     *,
     nx: int,
@@ -105,8 +119,8 @@ def make_image(
     seed: int = 0,
     dtype: np.dtype | type = np.float32,
     radesys: str = "ICRS",
-) -> WCS:
-    """Write a primary-HDU-only 2-D image with a TAN WCS and a CD matrix; return its WCS.
+) -> fits.Header:
+    """Write a primary-HDU-only 2-D image with a TAN WCS and a CD matrix; return its header.
 
     * ``ra, dec`` (degrees) sit at ``crpix`` (1-based; default the image centre
       ``((nx+1)/2, (ny+1)/2)``).
@@ -165,9 +179,7 @@ def make_image(
     hdu = fits.PrimaryHDU(data=data, header=header)
     path.parent.mkdir(parents=True, exist_ok=True)
     hdu.writeto(path, overwrite=True)
-    wcs = WCS(header)
-    wcs.pixel_shape = (nx, ny)  # so on_image() knows NAXIS1/NAXIS2
-    return wcs
+    return header
 
 
 def make_not_fits(path: str | Path) -> Path:
@@ -262,6 +274,9 @@ def on_image(wcs: WCS, x: float, y: float) -> bool:
 
 def sexagesimal_to_deg(ra_hms: str, dec_dms: str) -> tuple[float, float]:
     """``("HH:MM:SS.s", "+DD:MM:SS.s")`` -> degrees, via astropy (RA in hours)."""
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
     ra = Angle(ra_hms, unit=u.hourangle).to_value(u.deg)
     dec = Angle(dec_dms, unit=u.deg).to_value(u.deg)
     return float(ra), float(dec)
@@ -269,6 +284,9 @@ def sexagesimal_to_deg(ra_hms: str, dec_dms: str) -> tuple[float, float]:
 
 def deg_to_sexagesimal(ra: float, dec: float, precision: int = 4) -> tuple[str, str]:
     """Degrees -> ``("HH:MM:SS.ssss", "+DD:MM:SS.ssss")`` via astropy."""
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
     ra_s = Angle(ra, unit=u.deg).to_string(unit=u.hourangle, sep=":", precision=precision, pad=True)
     dec_s = Angle(dec, unit=u.deg).to_string(
         unit=u.deg, sep=":", precision=precision, pad=True, alwayssign=True
@@ -317,6 +335,8 @@ def expected_crop(
     ``zeroisnotblank=False`` (no ``-z``) every exact 0.0 becomes NaN as well.
     Returns None when the crop does not touch the image (astcrop then writes no file).
     """
+    from astropy.nddata import Cutout2D
+
     size = crop_size(width)
     cx, cy = crop_centre_pixel(x), crop_centre_pixel(y)
     ny, nx = data.shape

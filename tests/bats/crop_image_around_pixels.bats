@@ -114,10 +114,8 @@ batch_line() {
     batch_line failed/5 "${IMAGES}/image.fits" out/5.fits 0.xy obj5 20
   } >batch.tsv
   run -0 "${SCRIPT}" --batch batch.tsv
-  run -0 fits same-crop "${IMAGES}/image.fits" out/0.fits 100.5 75.5 11
-  run -0 fits same-crop "${IMAGES}/image.fits" out/1.fits 3.2 4.9 11
-  run -0 fits same-crop "${IMAGES}/image.fits" out/3.fits 199.6 149.7 11
-  run -0 fits same-crop "${IMAGES}/image.fits" out/5.fits 100.5 75.5 20
+  run -0 fits same-crop "${IMAGES}/image.fits" out/0.fits 100.5 75.5 11 out/1.fits 3.2 4.9 11 \
+    out/3.fits 199.6 149.7 11 out/5.fits 100.5 75.5 20
   [[ ! -e out/2.fits && "$(cut -f1 failed/2)" == 5 && "$(cut -f3 failed/2)" == *"does not overlap"* ]]
   [[ ! -e out/4.fits && "$(cut -f1 failed/4)" == 5 && "$(cut -f3 failed/4)" == *"off the image"* ]]
   [[ ! -e failed/0 && ! -e failed/1 && ! -e failed/3 && ! -e failed/5 ]]
@@ -136,9 +134,8 @@ batch_line() {
     batch_line failed/2 "${IMAGES}/image.fits" "out/a/2.fits" 2.xy obj2 11
   } >batch.tsv
   run -0 "${SCRIPT}" --batch batch.tsv
-  run -0 fits same-crop "${IMAGES}/image.fits" out/a/0.fits 100.5 75.5 11
-  run -0 fits same-crop "${IMAGES}/image.fits" "out/b/one crop.fits" 3.2 4.9 11
-  run -0 fits same-crop "${IMAGES}/image.fits" out/a/2.fits 199.6 149.7 11
+  run -0 fits same-crop "${IMAGES}/image.fits" out/a/0.fits 100.5 75.5 11 "out/b/one crop.fits" 3.2 4.9 11 \
+    out/a/2.fits 199.6 149.7 11
   [[ ! -e failed/0 && ! -e failed/1 && ! -e failed/2 && "$(shim_calls singularity | wc -l)" == 1 ]]
   [[ -z "$(find out -name '.astcrop.*')" ]]
 }

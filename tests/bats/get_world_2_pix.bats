@@ -5,6 +5,7 @@ setup_file() {
   load test_helper
   export IMAGES="${BATS_FILE_TMPDIR}"
   fits make "${IMAGES}/image.fits" 200 150 150.0 2.0
+  fits make-no-wcs "${IMAGES}/nowcs.fits"
 }
 
 setup() {
@@ -69,8 +70,7 @@ setup() {
   printf 'not a fits file\n' >plain.fits
   run -6 "${SCRIPT}" plain.fits 150.0 2.0 xy.txt
   [[ "${output}" == *"not a FITS file"* ]]
-  python3 -c 'from tests.fitsimages import make_no_wcs; make_no_wcs("nowcs.fits")'
-  run -6 "${SCRIPT}" nowcs.fits 150.0 2.0 xy.txt
+  run -6 "${SCRIPT}" "${IMAGES}/nowcs.fits" 150.0 2.0 xy.txt
   [[ "${output}" == *"no WCS"* ]]
 }
 
@@ -145,10 +145,9 @@ batch_line() {
 
 @test "--batch: an image without WCS fails each of its objects with exit 6" {
   mkdir failed
-  python3 -c 'from tests.fitsimages import make_no_wcs; make_no_wcs("nowcs.fits")'
   {
-    batch_line failed/0 nowcs.fits 150.0 2.0 "${BATS_TEST_TMPDIR}/0.xy"
-    batch_line failed/1 nowcs.fits 150.0 2.1 "${BATS_TEST_TMPDIR}/1.xy"
+    batch_line failed/0 "${IMAGES}/nowcs.fits" 150.0 2.0 "${BATS_TEST_TMPDIR}/0.xy"
+    batch_line failed/1 "${IMAGES}/nowcs.fits" 150.0 2.1 "${BATS_TEST_TMPDIR}/1.xy"
   } >batch.tsv
   run -0 "${SCRIPT}" --batch batch.tsv
   [[ "$(cut -f1 failed/0)" == 6 && "$(cut -f1 failed/1)" == 6 && "$(cut -f3 failed/1)" == *"no WCS"* ]]

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shimlib import PYCACHE_ENV, shims_pycache
+
 _TEST = re.compile(r'^\s*@test\s+(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\')\s*\{', re.MULTILINE)
 _RESULT = re.compile(r"^(ok|not ok) (\d+) (.*)$")
 
@@ -108,6 +110,7 @@ def _run_bats(path: Path) -> _FileRun:
         "PYTHONPATH": str(_ROOT),
         "LTSFLOW_SCRIPTS": str(_scripts()),
         "LTSFLOW_ROOT": str(_ROOT),
+        PYCACHE_ENV: str(shims_pycache()),
     }
     process = subprocess.run([bats_executable(), "--tap", str(path)], capture_output=True, text=True,
                              env=environment, check=False)
