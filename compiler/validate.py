@@ -230,6 +230,13 @@ def _either(actions: tuple[str, ...]) -> str:
     return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
+def _listed_names(names: Any) -> str:
+    """`"a"`, `"a" and "b"`, `"a", "b" and "c"`."""
+    quoted_names = [quoted(name) for name in names]
+    return (f"{', '.join(quoted_names[:-1])} and {quoted_names[-1]}" if len(quoted_names) > 1
+            else "".join(quoted_names))
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -261,8 +268,25 @@ class _MeaningCheck:
         for name, step in self.steps.items():
             self.check_step(name, step)
         self.check_actions()
+        self.check_ranged_staging()
         self.check_cycles()
         return self.found
+
+    def check_ranged_staging(self) -> None:
+        """A remote that stages by ranges serves steps that read parts of each image: at least one that
+        reads its header, then one that reads its rows (`Kind.reads_image`); for any other, it cannot."""
+        reads = [kind.reads_image for name in self.steps if (kind := self.kind_of(name)) is not None]
+        if len(reads) != len(self.steps) or (reads.count("header") >= 1 and reads.count("rows") == 1):
+            return
+        for name, remote in self.remotes.items():
+            used = any(step.get("remote") == name and "images" in (kind.writes if kind else ())
+                       for step, kind in ((step, self.kind_of(other)) for other, step in self.steps.items()))
+            if used and _mapping(remote).get("staging") == "ranged":
+                readers = _listed_names(kind.action for kind in KINDS.values() if kind.reads_image)
+                self.error(("remotes", name, "staging"),
+                           f"remote {quoted(name)} stages by ranges, which needs steps that read images' headers, "
+                           f"then one that reads their rows ({readers}); this spec's steps read whole images: use "
+                           "\"staging: full\"")
 
     def check_names(self) -> None:
         for section, names, pattern, what in (
