@@ -412,3 +412,12 @@ def test_the_checksum_workflow_puts_each_images_checksum_beside_it(built_spec, s
         (f"{s3_bucket}/data/a.fits", f"{s3_bucket}/data/a.fits.sha256", None),
         (f"{s3_bucket}/data/dir/b.fits", f"{s3_bucket}/data/dir/b.fits.sha256", None),
         (f"{s3_bucket}/data/missing.fits", None, 4)]
+
+
+def test_a_remote_that_stages_by_ranges_is_refused_for_steps_that_read_whole_images() -> None:
+    text = CHECKSUM.read_text(encoding="utf-8").replace("    type: s3\n", "    type: s3\n    staging: ranged\n", 1)
+    staging = next(n for n, line in enumerate(text.splitlines(), 1) if "staging: ranged" in line)
+    assert problems(text) == [
+        f'{staging}:14: remote "acacia" stages by ranges, which needs steps that read images\' headers, then one '
+        'that reads their rows ("world-to-pixel" and "crop"); this spec\'s steps read whole images: use '
+        '"staging: full"']

@@ -51,7 +51,6 @@ SHAPE_ERRORS = {
 BETWEEN_KEYS = {
     "bad_rclone_flags",  # which flags rclone takes, and that only sync steps take them
     "dependency_cycle", "duplicate_action", "not_federated",
-    "ranged_whole_images",  # which steps ranged staging can serve
     "unknown_cluster", "unknown_dependency", "unknown_partition", "unknown_remote",
     "scratch_command", "scratch_relative",  # the format of a run-time path
     "duplicate_key",  # the loader reports it; the data it loads has the key once
