@@ -9,11 +9,12 @@ declaration (and its template), changing no other kind's code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .fields import KeyField, MessageField
 from .layout import CROP, IMAGE_DIR, IMAGES, OUT_DIR, PINNED, PIXELS, RUN_DIR, SCRATCH, FileList
 from .words import ObjectField, Word
 
@@ -60,22 +61,39 @@ class Kind:
     """The kinds whose output its step reads, so it must depend on their step."""
     templates: Path | None = None
     """The directory that holds `template`, when it is not ltsflow's own templates directory."""
+    needs: tuple[str, ...] = ()
+    """The types of message field its step reads (`compiler/fields.py`): the message must have exactly one
+    field of each (a `key` field: in the step's remote), which its planning finds with `field_of`."""
 
 
-def _sync_in(_spec: Spec, step: Step) -> Planned:
+# ----------------------------------------------------------------- the message fields a kind reads
+
+def field_of(spec: Spec, field_type: str, step: Step | None = None) -> str:
+    """The name of the message's one field of `field_type` (a key field: in `step`'s remote)."""
+    return fields_of(spec.message, field_type, step.remote if step else None)[0]
+
+
+def fields_of(message: Mapping[str, MessageField], field_type: str, remote: str | None = None) -> list[str]:
+    """The names of the fields of `field_type` in `message` (a key field: in `remote`)."""
+    return [name for name, field in message.items()
+            if field.type == field_type and (not isinstance(field, KeyField) or field.remote == remote)]
+
+
+def _sync_in(spec: Spec, step: Step) -> Planned:
     # A listed image missing from the bucket is not the step's failure but its objects': sync in
     # records it for each of them.
     return Planned((Word.of("--images"), Word.of(RUN_DIR), Word.of(f"{step.remote}:"),
-                    Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), file_list=IMAGES)
+                    Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), file_list=FileList(IMAGES, field_of(spec, "key", step)))
 
 
-def _world_to_pixel(_spec: Spec, _step: Step) -> Planned:
-    return Planned((PINNED, Word.of(ObjectField("ra")), Word.of(ObjectField("dec")), PIXELS), per_object=True)
+def _world_to_pixel(spec: Spec, _step: Step) -> Planned:
+    return Planned((PINNED, Word.of(ObjectField(field_of(spec, "right-ascension"))),
+                    Word.of(ObjectField(field_of(spec, "declination"))), PIXELS), per_object=True)
 
 
 def _crop(spec: Spec, _step: Step) -> Planned:
-    return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))),
-                   per_object=True)
+    return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField(field_of(spec, "label"))),
+                    Word.of(str(spec.objects.crop_width))), per_object=True)
 
 
 def _sync_out(_spec: Spec, step: Step) -> Planned:
@@ -88,12 +106,13 @@ def _report(_spec: Spec, _step: Step) -> Planned:
 
 
 KINDS: dict[str, Kind] = {kind.action: kind for kind in (
-    Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, required=True, remote=True,
+    Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, required=True, remote=True, needs=("key",),
          summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)"),
     Kind("world-to-pixel", "get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy", _world_to_pixel,
-         required=True, reads=("sync-in",), summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)"),
+         required=True, reads=("sync-in",), needs=("right-ascension", "declination"),
+         summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)"),
     Kind("crop", "crop_image_around_pixels.sh", "crop.sh.j2", "astcrop", _crop, required=True,
-         reads=("world-to-pixel",), summary="crop (astcrop, `crop_image_around_pixels.sh`)"),
+         reads=("world-to-pixel",), needs=("label",), summary="crop (astcrop, `crop_image_around_pixels.sh`)"),
     Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, required=True, remote=True, reads=("crop",),
          summary="sync-out (rclone copies the crops and `results.json` to the remote, `sync.sh`)"),
     Kind("report", "status.sh", None, None, _report, container=False, summary="`report`",

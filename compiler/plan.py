@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .kinds import kind_of
+from .kinds import field_of, kind_of
 from .layout import FAILED, PINNED, RUN_DIR, SCRATCH, FileList
 from .rclone import rclone_setting
 from .spec import Spec, parse_run_time_path
@@ -40,6 +40,88 @@ EXIT_CODES = (
     ExitCode("SOME_FAILED", 9, "a run finished with failures: some objects or jobs failed (see its results.json)"),
     ExitCode("SCRATCH_FAILED", 10, "scratch could not be written (read-only, full or not permitted): nothing was submitted, or no report written"),
 )
+
+# ----------------------------------------------------------------- the message
+
+
+@dataclass(frozen=True)
+class InputField:
+    """A field of the message, as schedule.sh checks it (`compiler/fields.py` holds the types)."""
+
+    name: str
+    type: str
+    check: str
+    """schedule.sh's check for the type: `check_NAME WHERE VALUE ARGUMENTS...`."""
+    arguments: tuple[str, ...]
+    """The check's parameters for this field (a key's endings as a pattern, an integer's bounds, ...)."""
+    required: bool
+    default: str
+    """The value of a message that does not give the field ("" for a required field)."""
+    numbers: bool
+    """A message may give the value as a JSON number, not only as a string."""
+    rule: str
+    """What a value must be, in words."""
+    placeholder: str
+    """How --help writes its value."""
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that gives the field to each image of a list of files."""
+        return f"{self.name.upper()}_OBJECT"
+
+
+@dataclass(frozen=True)
+class Message:
+    """The message's fields in declared order, and the ones the crop key and the run's images are made of."""
+
+    fields: tuple[InputField, ...]
+    key: str
+    """The field of the run's images, one a line in a list of files: the key field of the sync-in step."""
+    right_ascension: str
+    declination: str
+    label: str
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """The checks the fields use, once each."""
+        return tuple(dict.fromkeys(field.check for field in self.fields))
+
+    @property
+    def required(self) -> tuple[InputField, ...]:
+        return tuple(field for field in self.fields if field.required)
+
+    @property
+    def expected(self) -> str:
+        """The fields, for a message that names an unknown one: `"a", "b" and optionally "c"`."""
+        required = [f'"{field.name}"' for field in self.required]
+        optional = [f'"{field.name}"' for field in self.fields if not field.required]
+        text = _listed(required, "and")
+        if optional:
+            text += (" and optionally " if required else "optionally ") + _listed(optional, "and")
+        return text
+
+    @property
+    def example(self) -> str:
+        """One message, as --help shows it: `{"file": BUCKET/KEY, ...[, "label": LABEL]}`."""
+        parts = [f'"{field.name}": {field.placeholder}' for field in self.required]
+        optional = "".join(f'[, "{field.name}": {field.placeholder}]' for field in self.fields if not field.required)
+        return "{" + ", ".join(parts) + optional + "}"
+
+
+def _listed(items: list[str], last: str) -> str:
+    return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def _message(spec: Spec) -> Message:
+    sync_in = next(step for step in spec.steps.values() if step.action == "sync-in")
+    fields = tuple(InputField(
+        name=name, type=field.type, check=field.check, arguments=field.arguments(), required=field.required,
+        default=field.default_text or "", numbers=field.numbers, rule=field.rule(),
+        placeholder=field.placeholder or name.upper(),
+    ) for name, field in spec.message.items())
+    return Message(fields, field_of(spec, "key", sync_in), field_of(spec, "right-ascension"),
+                   field_of(spec, "declination"), field_of(spec, "label"))
+
 
 # ----------------------------------------------------------------- the graph
 
@@ -185,7 +267,7 @@ class JobGraph:
     """The scratch root as a dry run shows it without its variables: <MYSCRATCH>/lts-template/data."""
     scratch_variables: tuple[str, ...]
     required_variables: tuple[str, ...]
-    default_label: str
+    message: Message
     crop_width: int
     output_prefix: str
     """Put before a crop's key (its image's BUCKET/KEY stem): "" puts the crop beside its image."""
@@ -240,7 +322,7 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
             p.text if isinstance(p, Text) else f"<{p.name}>" for p in parse_run_time_path(spec.scratch)),
         scratch_variables=_scratch_variables(spec),
         required_variables=required,
-        default_label=spec.objects.label,
+        message=_message(spec),
         crop_width=spec.objects.crop_width,
         output_prefix=_prefix(spec.objects.output),
         results_bucket=(spec.objects.results or "").split("/", 1)[0],
@@ -368,7 +450,7 @@ def _ranged(spec: Spec, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     remote = _ranged_remote(spec)
     by_action = {job.action: job for job in jobs}
     sync_in, world_to_pixel, crop = by_action["sync-in"], by_action["world-to-pixel"], by_action["crop"]
-    source = Word.of(f"{remote}:", ObjectField("file"))
+    source = Word.of(f"{remote}:", ObjectField(field_of(spec, "key", spec.steps[sync_in.name])))
     staged = PINNED
     script = Word.of(Variable("SCRIPT_DIR"), "/", ROWS_SCRIPT)
     binds = bind_options(sync_in.binds)
