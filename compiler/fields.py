@@ -210,7 +210,8 @@ class _Field(BaseModel):
         return None if default is None else str(default)
 
     def arguments(self) -> tuple[str, ...]:
-        """What schedule.sh's check takes after the field's name and value."""
+        """What schedule.sh's check takes after the field's name and value: for a type with parameters, what
+        a value must be (its message), then the parameters."""
         return ()
 
 
@@ -238,7 +239,7 @@ class KeyField(_Field):
         return rf"\.({'|'.join(cased)})$" if cased else ""
 
     def arguments(self) -> tuple[str, ...]:
-        return (self.suffix_pattern(), f"must end in {_listed(list(self.suffixes))}" if self.suffixes else "")
+        return (f"must end in {_listed(list(self.suffixes))}" if self.suffixes else "", self.suffix_pattern())
 
     def refuses(self, value: str) -> str | None:
         bucket = value.split("/", 1)[0]
@@ -344,11 +345,11 @@ class IntegerField(_Field):
         return f"a whole number from {low} to {high}"
 
     def arguments(self) -> tuple[str, ...]:
-        return tuple(str(bound) for bound in self.bounds())
+        return (f"must be {self.rule()}", *(str(bound) for bound in self.bounds()))
 
     def refuses(self, value: str) -> str | None:
         low, high = self.bounds()
-        if re.fullmatch(r"-?(0|[1-9][0-9]{0,18})", value) and low <= int(value) <= high:
+        if re.fullmatch(r"-?(0|[1-9][0-9]{0,17})", value) and low <= int(value) <= high:
             return None
         return f"must be {self.rule()}"
 
@@ -367,7 +368,7 @@ class ChoiceField(_Field):
         return "one of " + _listed([quoted(choice) for choice in self.choices])
 
     def arguments(self) -> tuple[str, ...]:
-        return self.choices
+        return (f"must be {self.rule()}", *self.choices)
 
     def refuses(self, value: str) -> str | None:
         return None if value in self.choices else f"must be {self.rule()}"
@@ -391,7 +392,7 @@ class StringField(_Field):
         return f"text matching {self.pattern}"
 
     def arguments(self) -> tuple[str, ...]:
-        return (f"^({self.pattern})$",)
+        return (f"must be {self.rule()}", f"^({self.pattern})$")
 
     def refuses(self, value: str) -> str | None:
         raw = value.encode("utf-8")

@@ -69,17 +69,32 @@ class InputField:
         """The environment variable that gives the field to each image of a list of files."""
         return f"{self.name.upper()}_OBJECT"
 
+    @property
+    def requests(self) -> str:
+        """schedule.sh's array of the field's value in each request."""
+        return f"REQUEST_{self.name.upper()}"
+
+    @property
+    def objects(self) -> str:
+        """schedule.sh's array of the field's value for each object (an `ObjectField` of the field reads it)."""
+        return f"OBJECT_{self.name.upper()}"
+
+    @property
+    def default_variable(self) -> str:
+        return f"DEFAULT_{self.name.upper()}"
+
 
 @dataclass(frozen=True)
 class Message:
     """The message's fields in declared order, and the ones the crop key and the run's images are made of."""
 
     fields: tuple[InputField, ...]
-    key: str
+    key: InputField
     """The field of the run's images, one a line in a list of files: the key field of the sync-in step."""
-    right_ascension: str
-    declination: str
-    label: str
+    right_ascension: InputField
+    declination: InputField
+    label: InputField
+    """With `key`, the fields of the crop key (the position's digest is made from both of these)."""
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -89,6 +104,21 @@ class Message:
     @property
     def required(self) -> tuple[InputField, ...]:
         return tuple(field for field in self.fields if field.required)
+
+    @property
+    def from_environment(self) -> tuple[InputField, ...]:
+        """The fields a list of files takes from the environment: all but `key`, which each line gives."""
+        return tuple(field for field in self.fields if field != self.key)
+
+    @property
+    def strings(self) -> tuple[int, ...]:
+        """The places, in declared order, of the fields a message gives only as strings."""
+        return tuple(place for place, field in enumerate(self.fields) if not field.numbers)
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        """The places of the fields a message may give as numbers or strings."""
+        return tuple(place for place, field in enumerate(self.fields) if field.numbers)
 
     @property
     def expected(self) -> str:
@@ -119,8 +149,9 @@ def _message(spec: Spec) -> Message:
         default=field.default_text or "", numbers=field.numbers, rule=field.rule(),
         placeholder=field.placeholder or name.upper(),
     ) for name, field in spec.message.items())
-    return Message(fields, field_of(spec, "key", sync_in), field_of(spec, "right-ascension"),
-                   field_of(spec, "declination"), field_of(spec, "label"))
+    by_name = {field.name: field for field in fields}
+    return Message(fields, by_name[field_of(spec, "key", sync_in)], by_name[field_of(spec, "right-ascension")],
+                   by_name[field_of(spec, "declination")], by_name[field_of(spec, "label")])
 
 
 # ----------------------------------------------------------------- the graph

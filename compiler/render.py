@@ -118,6 +118,13 @@ def identifier(name: str) -> str:
     return _checked_name(name)
 
 
+def element(array: str, index: str) -> str:
+    """`"${ARRAY[INDEX]}"`: an element of a bash array, both names checked (INDEX: a variable or a number)."""
+    if not (index.isdigit() or _NAME.fullmatch(index)):
+        raise ValueError(f"not an array index: {index!r}")
+    return '"${' + _checked_name(array) + "[" + index + ']}"'
+
+
 def comment_text(text: str) -> str:
     """Free text for a `#` comment: one line, so it can never escape the comment. Line breaks
     and other control characters become one space; the spaces that align text are kept."""
@@ -156,6 +163,7 @@ def make_environment(templates: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        extensions=["jinja2.ext.do"],
         # bash's ${#array[@]} would open a Jinja comment: comments are {## ... ##} instead.
         comment_start_string="{##",
         comment_end_string="##}",
@@ -163,6 +171,7 @@ def make_environment(templates: Path | None = None) -> jinja2.Environment:
     environment.filters["q"] = shell_quote
     environment.filters["comment"] = comment_text
     environment.filters["identifier"] = identifier
+    environment.filters["element"] = element
     return environment
 
 
