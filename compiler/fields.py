@@ -180,7 +180,8 @@ def _word(value: str) -> str:
     return value
 
 
-_DEFAULT = "The value of a message that does not give the field."
+_DEFAULT = ("The value of a message that does not give the field, of the field's type (a right ascension or "
+            "declination written as a string: `\"0\"`).")
 
 
 class _Field(BaseModel):
@@ -222,7 +223,7 @@ class KeyField(_Field):
 
     check: ClassVar[str] = "key"
     placeholder: ClassVar[str] = "BUCKET/KEY"
-    type: Literal["key"]
+    type: Literal["key"] = Field(description="The field's type.")
     remote: str = Field(description="Key fields only: the remote the objects are in, a key of `remotes`.")
     suffixes: tuple[Annotated[str, AfterValidator(_suffix)], ...] = Field(
         default=(), description="Key fields only: the endings a key may have, such as `.fits`, a \".\" and 1 to 16 "
@@ -267,8 +268,8 @@ class RightAscensionField(_Field):
     check: ClassVar[str] = "right_ascension"
     numbers: ClassVar[bool] = True
     placeholder: ClassVar[str] = "RA"
-    type: Literal["right-ascension"]
-    default: str | None = Field(default=None, description=_DEFAULT + " Written as a string (`\"0\"`).")
+    type: Literal["right-ascension"] = Field(description="The field's type.")
+    default: str | None = Field(default=None, description=_DEFAULT)
 
     def rule(self) -> str:
         return "decimal degrees in [0, 360) or sexagesimal hours HH:MM:SS.s"
@@ -289,8 +290,8 @@ class DeclinationField(_Field):
     check: ClassVar[str] = "declination"
     numbers: ClassVar[bool] = True
     placeholder: ClassVar[str] = "DEC"
-    type: Literal["declination"]
-    default: str | None = Field(default=None, description=_DEFAULT + " Written as a string (`\"0\"`).")
+    type: Literal["declination"] = Field(description="The field's type.")
+    default: str | None = Field(default=None, description=_DEFAULT)
 
     def rule(self) -> str:
         return "decimal degrees in [-90, 90] or sexagesimal degrees +DD:MM:SS.s"
@@ -311,7 +312,7 @@ class LabelField(_Field):
 
     check: ClassVar[str] = "label"
     placeholder: ClassVar[str] = "LABEL"
-    type: Literal["label"]
+    type: Literal["label"] = Field(description="The field's type.")
     default: str | None = Field(default=None, description=_DEFAULT)
 
     def rule(self) -> str:
@@ -330,7 +331,7 @@ class IntegerField(_Field):
 
     check: ClassVar[str] = "integer"
     numbers: ClassVar[bool] = True
-    type: Literal["integer"]
+    type: Literal["integer"] = Field(description="The field's type.")
     minimum: _Bound | None = Field(default=None, description="Integer fields only: the smallest value (from "
                                    "-10^18; none: -10^18).")
     maximum: _Bound | None = Field(default=None, description="Integer fields only: the largest value (up to "
@@ -358,7 +359,7 @@ class ChoiceField(_Field):
     """One of a few words, as a string."""
 
     check: ClassVar[str] = "choice"
-    type: Literal["choice"]
+    type: Literal["choice"] = Field(description="The field's type.")
     choices: tuple[Annotated[str, AfterValidator(_word)], ...] = Field(
         min_length=1, description="Choice fields only: the words a message may give: each 1 to 64 letters, digits, "
         "\".\", \"_\", \"+\" and \"-\", starting with a letter or digit.")
@@ -378,7 +379,7 @@ class StringField(_Field):
     """Text that matches a pattern: at most 1024 bytes, with no control character."""
 
     check: ClassVar[str] = "string"
-    type: Literal["string"]
+    type: Literal["string"] = Field(description="The field's type.")
     pattern: Annotated[str, AfterValidator(_pattern)] = Field(
         description="String fields only: what the whole value must match, in a small syntax that Python and bash "
         "read alike: printable ASCII characters match themselves; `.` any character; `\\` before one of "

@@ -125,10 +125,28 @@ class Message:
         """The fields, for a message that names an unknown one: `"a", "b" and optionally "c"`."""
         required = [f'"{field.name}"' for field in self.required]
         optional = [f'"{field.name}"' for field in self.fields if not field.required]
-        text = _listed(required, "and")
-        if optional:
-            text += (" and optionally " if required else "optionally ") + _listed(optional, "and")
-        return text
+        if not optional:
+            return _listed(required, "and")
+        return (", ".join(required) + " and optionally " if required else "optionally ") + _listed(optional, "and")
+
+    @property
+    def json_kinds(self) -> tuple[str, ...]:
+        """Each field's name and a JSON kind its value may have, as `NAME:KIND` (`ra:number`)."""
+        return tuple(f"{field.name}:{kind}" for field in self.fields
+                     for kind in (("string", "number") if field.numbers else ("string",)))
+
+    @property
+    def usage_environment(self) -> list[str]:
+        """How --help writes the variables a list of files takes: `RA_OBJECT=RA`, `[LABEL_OBJECT=LABEL]`."""
+        return [f"{field.variable}={field.placeholder}" if field.required else f"[{field.variable}={field.placeholder}]"
+                for field in self.from_environment]
+
+    @property
+    def usage_fields(self) -> list[str]:
+        """--help's line for each field: its name, whether it is required (or its default) and its rule."""
+        width = max(len(field.name) for field in self.fields)
+        return [f"  {field.name:<{width}}  {'required' if field.required else 'default ' + field.default}: {field.rule}"
+                for field in self.fields]
 
     @property
     def example(self) -> str:

@@ -163,7 +163,6 @@ def make_environment(templates: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
-        extensions=["jinja2.ext.do"],
         # bash's ${#array[@]} would open a Jinja comment: comments are {## ... ##} instead.
         comment_start_string="{##",
         comment_end_string="##}",

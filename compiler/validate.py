@@ -283,13 +283,16 @@ class _MeaningCheck:
             return  # a field of the wrong shape may be the one: the shape pass reports it
         remote = step.get("remote") if kind.remote else None
         for field_type in kind.needs:
+            if field_type == "key" and remote not in self.remotes:
+                continue  # no remote, or an unknown one: reported already
             found = fields_of(self.message, field_type, remote if isinstance(remote, str) else None)
             if len(found) == 1:
                 continue
-            what = f"a {quoted(field_type)} field" + (f" in its remote {quoted(remote)}" if field_type == "key" else "")
+            what = f"one {quoted(field_type)} field of the message" + (
+                f" in its remote {quoted(remote)}" if field_type == "key" else "")
             has = f"has {len(found)}: {', '.join(quoted(f) for f in found)}" if found else "has none"
-            self.error(("steps", name, "action"), f"step {quoted(name)} ({kind.action}) reads {what} of the message, "
-                                                  f"and the message {has}")
+            self.error(("steps", name, "action"), f"step {quoted(name)} ({kind.action}) reads {what}, and the "
+                                                  f"message {has}")
 
     def check_step(self, name: str, step: dict[str, Any]) -> None:
         path: Path = ("steps", name)
