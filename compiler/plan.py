@@ -161,14 +161,16 @@ def _listed(items: list[str], last: str) -> str:
 
 
 def _message(spec: Spec) -> Message:
-    sync_in = next(step for step in spec.steps.values() if step.action == "sync-in")
+    # The run's images: the key field a step reads (the seed's sync-in), else the first key field.
+    reader = next((step for step in spec.steps.values() if "key" in kind_of(step.action).needs), None)
     fields = tuple(InputField(
         name=name, type=field.type, check=field.check, arguments=field.arguments(), required=field.required,
         default=field.default_text or "", numbers=field.numbers, rule=field.rule(),
         placeholder=field.placeholder or name.upper(),
     ) for name, field in spec.message.items())
     by_name = {field.name: field for field in fields}
-    return Message(fields, by_name[field_of(spec, "key", sync_in)], by_name[field_of(spec, "right-ascension")],
+    key = field_of(spec, "key", reader) if reader else next(f.name for f in fields if f.type == "key")
+    return Message(fields, by_name[key], by_name[field_of(spec, "right-ascension")],
                    by_name[field_of(spec, "declination")], by_name[field_of(spec, "label")])
 
 
