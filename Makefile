@@ -1,7 +1,7 @@
 # ltsflow: two commands set everything up on a fresh Debian 12 (python3, python3-venv, make, git).
 #   make build   create .venv, install ltsflow, compile the default spec into out/
 #   make test    install what the tests need (apt-get too, when root), then run every test
-#   make reference  rewrite README.md's spec reference from the models in compiler/spec.py
+#   make reference  rewrite README.md's spec reference from the models in compiler/spec.py, and its message from SPEC's
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -39,7 +39,7 @@ plan: $(VENV)/.installed
 	$(BIN)/ltsflow plan $(SPEC)
 
 reference: $(VENV)/.installed
-	$(BIN)/ltsflow reference --write README.md
+	$(BIN)/ltsflow reference --spec $(SPEC) --write README.md
 
 clean:
 	rm -rf $(OUT) .pytest_cache

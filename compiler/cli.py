@@ -16,7 +16,7 @@ from . import __version__
 from .build import build, check_spec
 from .diagnostics import BuildError, SpecError
 from .plan import JobGraph
-from .reference import BEGIN, END, reference, splice
+from .reference import BEGIN, END, MESSAGE_BEGIN, MESSAGE_END, message_reference, reference, splice
 from .spec import Spec
 
 EXIT_OK = 0
@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         f"{BEGIN!r} and {END!r}) instead, as `make reference` does for README.md."))
     reference_parser.add_argument("--write", type=Path, metavar="FILE",
                                   help="rewrite the reference in FILE in place instead of printing it")
+    reference_parser.add_argument("--spec", type=Path, metavar="SPEC",
+                                  help="also the table of SPEC's message fields (with --write: between the lines "
+                                  f"{MESSAGE_BEGIN!r} and {MESSAGE_END!r})")
     reference_parser.set_defaults(run=_reference)
     return parser
 
@@ -113,13 +116,16 @@ def _schema(_arguments: argparse.Namespace) -> int:
 
 def _reference(arguments: argparse.Namespace) -> int:
     table = reference()
+    message = message_reference(check_spec(arguments.spec).message) if arguments.spec else None
     if arguments.write is None:
-        print(table, end="")
+        print(table + ("\n" + message if message else ""), end="")
         return EXIT_OK
     path: Path = arguments.write
     text = path.read_text(encoding="utf-8")
     try:
         updated = splice(text, table)
+        if message:
+            updated = splice(updated, message, MESSAGE_BEGIN, MESSAGE_END)
     except ValueError as error:
         raise BuildError(f"{path} {error}") from None
     if updated == text:

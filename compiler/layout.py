@@ -32,7 +32,8 @@ class FileList:
         return Word((EveryObject(self.field),))
 
 
-IMAGES = FileList("sync_in.list", "file")
+IMAGES = "sync_in.list"
+"""The run's images, one a line: a sync-in step's list, of its key field (line N, from 0, is image N)."""
 PINNED = Word.of(RUN_DIR, "/images/", ObjectField("image"), ".fits")
 """The run's own copy of an object's image, named by the image's index: sync in pins (hard-links) the
 cache entry of the version it fetched there, and every later step reads only it. Local names are

@@ -15,10 +15,157 @@ from typing import Any
 from .exits import EXIT_CODES, ExitCode
 from .graph import (Dependency, StepScript, bind_options, container_command, dependency_option, is_dependency,
                     remote_settings, tool_settings)
-from .kinds import kind_of
+from .kinds import field_of, fields_of, kind_of
 from .layout import FAILED, RUN_DIR, SCRATCH, FileList, Output
 from .spec import Spec, parse_run_time_path
-from .words import Environment, Text, Variable, Word
+from .words import Environment, ObjectField, Text, Variable, Word
+
+# ----------------------------------------------------------------- the message
+
+
+@dataclass(frozen=True)
+class InputField:
+    """A field of the message, as schedule.sh checks it (`compiler/fields.py` holds the types)."""
+
+    name: str
+    type: str
+    check: str
+    """schedule.sh's check for the type: `check_NAME WHERE VALUE ARGUMENTS...`."""
+    arguments: tuple[str, ...]
+    """The check's parameters for this field (a key's endings as a pattern, an integer's bounds, ...)."""
+    required: bool
+    default: str
+    """The value of a message that does not give the field ("" for a required field)."""
+    numbers: bool
+    """A message may give the value as a JSON number, not only as a string."""
+    rule: str
+    """What a value must be, in words."""
+    placeholder: str
+    """How --help writes its value."""
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that gives the field to each image of a list of files."""
+        return f"{self.name.upper()}_OBJECT"
+
+    @property
+    def requests(self) -> str:
+        """schedule.sh's array of the field's value in each request."""
+        return f"REQUEST_{self.name.upper()}"
+
+    @property
+    def objects(self) -> str:
+        """schedule.sh's array of the field's value for each object (an `ObjectField` of the field reads it)."""
+        return f"OBJECT_{self.name.upper()}"
+
+    @property
+    def default_variable(self) -> str:
+        return f"DEFAULT_{self.name.upper()}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """The message's fields in declared order, and the ones the run's images and the position key are made of."""
+
+    fields: tuple[InputField, ...]
+    key: InputField
+    """The field of the run's images, one a line in a list of files: the key field of the step that stages them."""
+    right_ascension: InputField | None
+    declination: InputField | None
+    label: InputField | None
+    """With `key`, the fields of the position key, which names an output when its kind declares no key of
+    its own (the position's digest is made from both of these); None each, in a message without them."""
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """The checks the fields use, once each."""
+        return tuple(dict.fromkeys(field.check for field in self.fields))
+
+    @property
+    def required(self) -> tuple[InputField, ...]:
+        return tuple(field for field in self.fields if field.required)
+
+    @property
+    def from_environment(self) -> tuple[InputField, ...]:
+        """The fields a list of files takes from the environment: all but `key`, which each line gives."""
+        return tuple(field for field in self.fields if field != self.key)
+
+    @property
+    def strings(self) -> tuple[int, ...]:
+        """The places, in declared order, of the fields a message gives only as strings."""
+        return tuple(place for place, field in enumerate(self.fields) if not field.numbers)
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        """The places of the fields a message may give as numbers or strings."""
+        return tuple(place for place, field in enumerate(self.fields) if field.numbers)
+
+    @property
+    def expected(self) -> str:
+        """The fields, for a message that names an unknown one: `"a", "b" and optionally "c"`."""
+        required = [f'"{field.name}"' for field in self.required]
+        optional = [f'"{field.name}"' for field in self.fields if not field.required]
+        if not optional:
+            return _listed(required, "and")
+        return (", ".join(required) + " and optionally " if required else "optionally ") + _listed(optional, "and")
+
+    @property
+    def json_kinds(self) -> tuple[str, ...]:
+        """Each field's name and a JSON kind its value may have, as `NAME:KIND` (`ra:number`)."""
+        return tuple(f"{field.name}:{kind}" for field in self.fields
+                     for kind in (("string", "number") if field.numbers else ("string",)))
+
+    @property
+    def usage_environment(self) -> list[str]:
+        """How --help writes the variables a list of files takes: `RA_OBJECT=RA`, `[LABEL_OBJECT=LABEL]`."""
+        return [f"{field.variable}={field.placeholder}" if field.required else f"[{field.variable}={field.placeholder}]"
+                for field in self.from_environment]
+
+    @property
+    def columns(self) -> tuple[Word, ...]:
+        """An object's fields in objects.tsv, after its index: its image's key, its position and its label
+        (the position key's fields; "-" for each the message does not have: its columns are tab-separated,
+        and bash's `read` takes tabs in a row as one)."""
+        return tuple(Word.of(ObjectField(field.name)) if field else Word.of("-")
+                     for field in (self.key, self.right_ascension, self.declination, self.label))
+
+    @property
+    def usage_fields(self) -> list[str]:
+        """--help's line for each field: its name, whether it is required (or its default) and its rule."""
+        width = max(len(field.name) for field in self.fields)
+        return [f"  {field.name:<{width}}  {'required' if field.required else 'default ' + field.default}: {field.rule}"
+                for field in self.fields]
+
+    @property
+    def example(self) -> str:
+        """One message, as --help shows it: `{"file": BUCKET/KEY, ...[, "label": LABEL]}`."""
+        parts = [f'"{field.name}": {field.placeholder}' for field in self.required]
+        optional = "".join(f'[, "{field.name}": {field.placeholder}]' for field in self.fields if not field.required)
+        return "{" + ", ".join(parts) + optional + "}"
+
+
+def _listed(items: list[str], last: str) -> str:
+    return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def _message(spec: Spec) -> Message:
+    # The run's images: the key field a step reads (the step that stages them), else the first key field.
+    reader = next((step for step in spec.steps.values() if "key" in kind_of(step.action).needs), None)
+    fields = tuple(InputField(
+        name=name, type=field.type, check=field.check, arguments=field.arguments(), required=field.required,
+        default=field.default_text or "", numbers=field.numbers, rule=field.rule(),
+        placeholder=field.placeholder or name.upper(),
+    ) for name, field in spec.message.items())
+    by_name = {field.name: field for field in fields}
+    key = field_of(spec, "key", reader) if reader else next(f.name for f in fields if f.type == "key")
+    return Message(fields, by_name[key], *(_only(by_name, fields_of(spec.message, kind))
+                                           for kind in ("right-ascension", "declination", "label")))
+
+
+def _only(by_name: dict[str, InputField], names: list[str]) -> InputField | None:
+    """The one field named, or None (none, or several: the position key needs one, and validation says so)."""
+    return by_name[names[0]] if len(names) == 1 else None
+
 
 # ----------------------------------------------------------------- the graph
 
@@ -110,7 +257,7 @@ class JobGraph:
     """The scratch root as a dry run shows it without its variables: <MYSCRATCH>/lts-template/data."""
     scratch_variables: tuple[str, ...]
     required_variables: tuple[str, ...]
-    default_label: str
+    message: Message
     crop_width: int
     output_prefix: str
     """Put before an output's key (its image's BUCKET/KEY stem): "" puts the output beside its image."""
@@ -166,7 +313,7 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
             p.text if isinstance(p, Text) else f"<{p.name}>" for p in parse_run_time_path(spec.scratch)),
         scratch_variables=_scratch_variables(spec),
         required_variables=required,
-        default_label=spec.objects.label,
+        message=_message(spec),
         crop_width=spec.objects.crop_width,
         output_prefix=_prefix(spec.objects.output),
         results_bucket=(spec.objects.results or "").split("/", 1)[0],

@@ -120,6 +120,13 @@ def identifier(name: str) -> str:
     return _checked_name(name)
 
 
+def element(array: str, index: str) -> str:
+    """`"${ARRAY[INDEX]}"`: an element of a bash array, both names checked (INDEX: a variable or a number)."""
+    if not (index.isdigit() or _NAME.fullmatch(index)):
+        raise ValueError(f"not an array index: {index!r}")
+    return '"${' + _checked_name(array) + "[" + index + ']}"'
+
+
 def comment_text(text: str) -> str:
     """Free text for a `#` comment: one line, so it can never escape the comment. Line breaks
     and other control characters become one space; the spaces that align text are kept."""
@@ -165,6 +172,7 @@ def make_environment(templates: Path | None = None) -> jinja2.Environment:
     environment.filters["q"] = shell_quote
     environment.filters["comment"] = comment_text
     environment.filters["identifier"] = identifier
+    environment.filters["element"] = element
     return environment
 
 

@@ -15,6 +15,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticKnownError, core_schema
 
 from .diagnostics import quoted
+from .fields import MessageField
 from .kinds import KINDS, describe, remote_actions
 from .rclone import RCLONE_FLAGS, rclone_setting
 from .words import Environment, Text
@@ -26,7 +27,6 @@ ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _WORKFLOW_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/-]*")
 _IMAGE = re.compile(r"(docker|library|oras|shub)://[A-Za-z0-9][A-Za-z0-9._/:@+-]*|/[^\s]*\.sif")
-_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PLACE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._-]+)*/?")
 _TIME = re.compile(r"\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+(:\d{2}(:\d{2})?)?")
 _MEMORY = re.compile(r"[1-9]\d*[KMGT]?")
@@ -312,11 +312,6 @@ class Objects(_Model):
     crop_width: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=20, description="Crop width in pixels. astcrop makes an even width odd (20 gives 21x21)."
     )
-    label: Annotated[str, _matching(_LABEL, "must be letters, digits, \".\", \"_\" or \"-\" (at most 64)")] = Field(
-        default="galaxy_1",
-        description="Label of an object whose message gives none: letters, digits, \".\", \"_\" and \"-\", "
-        "at most 64, starting with a letter or digit.",
-    )
     hdu: Annotated[int, Field(ge=0)] = Field(default=0, description="HDU of the image (`astcrop --hdu`).")
     output: Annotated[str, _matching(_PLACE, "must be BUCKET or BUCKET/PREFIX/")] | None = Field(
         default=None,
@@ -372,6 +367,15 @@ class Spec(_Model):
     )
     clusters: dict[str, Cluster] = Field(
         min_length=1, description="The Slurm clusters, by name: letters, digits, \".\", \"_\" and \"-\"."
+    )
+    message: dict[str, MessageField] = Field(
+        min_length=1,
+        description="The fields of a message, by name (lower-case letters, digits and \"_\", starting with a "
+        "letter), in the order a message usually gives them: `schedule.sh` checks every message against them, "
+        "and its `--help` and the README's \"The message\" describe them. Each is of one `type` of a small "
+        "library (`compiler/fields.py`), `required` or with a `default`. The kinds of step find the fields they "
+        "read by type: a sync-in step the `key` field of its remote, a world-to-pixel step the "
+        "`right-ascension` and `declination` fields, a crop step the `label` field.",
     )
     objects: Objects = Field(
         default_factory=Objects, description="The objects' settings."

@@ -19,11 +19,13 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .diagnostics import Diagnostic, SpecError, one_of, quoted
 from .load import Document, Path
-from .kinds import KINDS, Kind, remote_actions, writers_of
+from .fields import (BUCKET_SHAPE, FIELD_NAME, FIELD_TYPES, RESERVED_NAMES, IntegerField, KeyField, MessageField,
+                     bucket_problem)
+from .kinds import KINDS, Kind, fields_of, remote_actions, writers_of
 from .kinds.ranged import SCRIPT as ROWS_SCRIPT
 from .plan import CONTROL_SCRIPTS
 from .spec import CLUSTER_NAME, REMOTE_NAME, STEP_NAME, Spec, Step
@@ -48,6 +50,9 @@ def _kinds_options(document: Document, diagnostics: list[Diagnostic]) -> dict[st
     """Each step's `with`, checked against its kind's `options` model (a step without one gets the
     model's defaults); its problems are added to `diagnostics`, at their lines, as the shape pass's."""
     options: dict[str, BaseModel] = {}
+    # The message's fields, {name: type}, for the settings that name them (a command's placeholders).
+    message = {name: _mapping(field).get("type") for name, field in
+               _mapping(_mapping(document.data).get("message")).items()}
     for name, step in _mapping(_mapping(document.data).get("steps")).items():
         step = _mapping(step)
         action = step.get("action")
@@ -61,7 +66,7 @@ def _kinds_options(document: Document, diagnostics: list[Diagnostic]) -> dict[st
                                                  f"a {quoted(action)} step takes no \"with\": its kind has no settings"))
             continue
         try:
-            options[name] = kind.options.model_validate(step.get("with", {}))
+            options[name] = kind.options.model_validate(step.get("with", {}), context={"message": message})
         except ValidationError as error:
             diagnostics.extend(_shape_diagnostic(document, e, kind.options, path) for e in error.errors())
     return options
@@ -73,13 +78,26 @@ def _kinds_options(document: Document, diagnostics: list[Diagnostic]) -> dict[st
 def _shape_diagnostic(document: Document, error: Any, model: type[BaseModel] = Spec, within: Path = ()) -> Diagnostic:
     """One pydantic error of `model`, validating the document's data at `within`, as a diagnostic."""
     inner: Path = tuple(error["loc"])
+    # A message field's errors name its type after the field (message.NAME.TYPE.KEY): the spec does not.
+    field_type = inner[2] if len(inner) > 2 and inner[0] == "message" and inner[2] in FIELD_TYPES else None
+    if field_type is not None:
+        inner = (*inner[:2], *inner[3:])
     loc: Path = (*within, *inner)
     kind = error["type"]
     name = _dotted(loc)
     value = error.get("input")
+    if kind in ("union_tag_invalid", "union_tag_not_found") and loc[:1] == ("message",):
+        types = one_of(list(FIELD_TYPES))
+        if kind == "union_tag_not_found":
+            return Diagnostic.at(document.file, document.position_of(loc, key=True),
+                                 f"missing required key \"type\" for {quoted(name)} section: one of {types}")
+        tag = str(error["ctx"]["tag"])
+        return Diagnostic.at(document.file, document.position_of((*loc, "type")),
+                             f"invalid value {quoted(tag)} for {quoted(name + '.type')}. expected one of {types}"
+                             + _did_you_mean(tag, list(FIELD_TYPES)))
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        valid = _keys_of_model_at(inner[:-1], model)
+        valid = list(FIELD_TYPES[field_type].model_fields) if field_type else _keys_of_model_at(inner[:-1], model)
         message = f"unexpected key {quoted(key)} {_section(loc[:-1])}. expected one of {one_of(valid)}"
         return Diagnostic.at(document.file, document.position_of(loc, key=True), message + _did_you_mean(key, valid))
     if kind == "missing":
@@ -194,32 +212,6 @@ def _unwrap(annotation: Any) -> Any:
 
 # --------------------------------------------------------------------------- meaning
 
-# S3's naming rules for general purpose buckets, beyond the characters and the length
-# (docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html); schedule.sh's
-# valid_bucket applies the same to the buckets of messages.
-_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_IP_ADDRESS = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
-_BUCKET_SHAPE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-def bucket_problem(bucket: str) -> str | None:
-    """Why `bucket` (3 to 63 of a-z, 0-9, "." and "-", starting and ending with a letter or digit)
-    breaks one of S3's other rules, or None."""
-    if ".." in bucket:
-        return 'it has two periods in a row'
-    if _IP_ADDRESS.fullmatch(bucket):
-        return "it is formatted as an IP address"
-    for prefix in _RESERVED_PREFIXES:
-        if bucket.startswith(prefix):
-            return f"S3 keeps the prefix {quoted(prefix)}"
-    for suffix in _RESERVED_SUFFIXES:
-        if bucket.endswith(suffix):
-            return f"S3 keeps the suffix {quoted(suffix)}"
-    return None
-
-
-
 _BUILD_SCRIPTS = ("schedule.sh", *CONTROL_SCRIPTS, ROWS_SCRIPT)
 """The scripts every build (or every build with ranged staging) writes, whatever its steps."""
 
@@ -235,6 +227,17 @@ def _listed_names(names: Any) -> str:
     quoted_names = [quoted(name) for name in names]
     return (f"{', '.join(quoted_names[:-1])} and {quoted_names[-1]}" if len(quoted_names) > 1
             else "".join(quoted_names))
+
+
+_FIELD = TypeAdapter(MessageField)
+
+
+def _field(raw: Any) -> MessageField | None:
+    """A message field's declaration, or None when it has the wrong shape (the shape pass reports it)."""
+    try:
+        return _FIELD.validate_python(raw)
+    except ValidationError:
+        return None
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -257,6 +260,10 @@ class _MeaningCheck:
         # A "federated" of the wrong shape (`yes` is a string in YAML 1.2) is reported by the shape
         # pass; telling the user to set it as well would mislead.
         self.federation_known = isinstance(data.get("federated", False), bool)
+        self.message_data = _mapping(data.get("message"))
+        self.message = {name: field for name, field in
+                        ((name, _field(raw)) for name, raw in self.message_data.items()) if field is not None}
+        """The fields of the message that have the right shape."""
         self.found: list[Diagnostic] = []
 
     def error(self, path: Path, message: str, *, key: bool = False) -> None:
@@ -265,6 +272,7 @@ class _MeaningCheck:
     def run(self) -> list[Diagnostic]:
         self.check_names()
         self.check_buckets()
+        self.check_message()
         for name, step in self.steps.items():
             self.check_step(name, step)
         self.check_actions()
@@ -305,10 +313,53 @@ class _MeaningCheck:
         for field in ("output", "results"):
             place = objects.get(field)
             bucket = place.split("/", 1)[0] if isinstance(place, str) else ""
-            problem = bucket_problem(bucket) if _BUCKET_SHAPE.fullmatch(bucket) else None
+            problem = bucket_problem(bucket) if BUCKET_SHAPE.fullmatch(bucket) else None
             if problem:
                 self.error(("objects", field), f"{quoted('objects.' + field)} starts with {quoted(bucket)}, "
                                                f"which is not an S3 bucket name: {problem}")
+
+    def check_message(self) -> None:
+        for name, raw in self.message_data.items():
+            path: Path = ("message", name)
+            if not FIELD_NAME.fullmatch(name):
+                self.error(path, f"invalid name {quoted(name)} in \"message\": use lower-case letters, digits and "
+                                 "\"_\", starting with a letter", key=True)
+            elif name in RESERVED_NAMES:
+                self.error(path, f"a message field may not be named {quoted(name)}: schedule.sh keeps "
+                                 f"{one_of(RESERVED_NAMES)} for each object", key=True)
+            field = self.message.get(name)
+            if field is None:
+                continue
+            has_default = _mapping(raw).get("default") is not None
+            if field.required == has_default:
+                self.error((*path, "required") if field.required else path,
+                           f"field {quoted(name)} of the message is required, so it takes no default" if field.required
+                           else f"field {quoted(name)} of the message needs \"required: true\" or a \"default\"",
+                           key=True)
+            if isinstance(field, IntegerField) and field.bounds()[0] > field.bounds()[1]:
+                self.error((*path, "minimum"), f"field {quoted(name)} of the message has a minimum above its maximum")
+            elif has_default and field.default_text is not None and (problem := field.refuses(field.default_text)):
+                self.error((*path, "default"), f"the default of field {quoted(name)} of the message, "
+                                               f"{quoted(field.default_text)}, {problem}")
+            if isinstance(field, KeyField) and field.remote not in self.remotes:
+                self.unknown((*path, "remote"), "remote", field.remote, self.remotes)
+
+    def check_needs(self, name: str, step: dict[str, Any], kind: Kind) -> None:
+        """The message has one field of each type the step's kind reads (a key field: in the step's remote)."""
+        if len(self.message) != len(self.message_data):
+            return  # a field of the wrong shape may be the one: the shape pass reports it
+        remote = step.get("remote") if kind.remote else None
+        for field_type in kind.needs:
+            if field_type == "key" and remote not in self.remotes:
+                continue  # no remote, or an unknown one: reported already
+            found = fields_of(self.message, field_type, remote if isinstance(remote, str) else None)
+            if len(found) == 1:
+                continue
+            what = f"one {quoted(field_type)} field of the message" + (
+                f" in its remote {quoted(remote)}" if field_type == "key" else "")
+            has = f"has {len(found)}: {', '.join(quoted(f) for f in found)}" if found else "has none"
+            self.error(("steps", name, "action"), f"step {quoted(name)} ({kind.action}) reads {what}, and the "
+                                                  f"message {has}")
 
     def check_step(self, name: str, step: dict[str, Any]) -> None:
         path: Path = ("steps", name)
@@ -325,6 +376,8 @@ class _MeaningCheck:
         action = step.get("action")
         remote = step.get("remote")
         kind = KINDS.get(action) if isinstance(action, str) else None
+        if kind is not None and kind.needs and self.message_data:
+            self.check_needs(name, step, kind)
         if kind is not None and kind.remote and "remote" not in step:
             self.error(path, f"step {quoted(name)} (action {quoted(action)}) needs a \"remote\". "
                              f"expected one of {one_of(self.remotes)}", key=True)

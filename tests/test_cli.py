@@ -179,8 +179,9 @@ def test_schema_is_json_schema_with_the_steps(capsys: pytest.CaptureFixture[str]
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {
         "version", "name", "description", "scratch", "federated", "chain", "exports", "remotes", "clusters", "objects", "steps",
+        "message",
     }
-    assert set(schema["required"]) == {"version", "name", "scratch", "clusters", "steps"}
+    assert set(schema["required"]) == {"version", "name", "scratch", "clusters", "steps", "message"}
     assert schema["properties"]["steps"]["type"] == "object"
     step = schema["$defs"]["Step"]
     assert step["properties"]["action"]["enum"] == ["sync-in", "world-to-pixel", "crop", "command", "sync-out", "report",

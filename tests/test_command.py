@@ -31,6 +31,7 @@ CHECKSUM = ROOT / "fixtures" / "specs" / "checksum.yaml"
 BASE = """version: 1
 name: cmd
 scratch: /scratch/cmd
+message: {file: {type: key, remote: store, required: true}, ra: {type: right-ascension, required: true}, dec: {type: declination, required: true}, label: {type: label, default: galaxy_1}}
 remotes:
   store:
     type: s3
@@ -183,7 +184,7 @@ def test_a_step_that_reads_what_no_step_writes_is_refused() -> None:
     text = without_sync_in + command_step("sums", SHA256_STDOUT.format(per="image"), depends="nothing")
     text = text.replace("    depends_on:\n      nothing: afterok\n", "")
     assert problems(text) == [
-        '11:3: step "sums" (command) reads "images", which no step of the spec writes: add a "sync-in" step']
+        '12:3: step "sums" (command) reads "images", which no step of the spec writes: add a "sync-in" step']
     # a command that reads no image needs no sync-in
     validate_spec(load_spec(without_sync_in + command_step("check", LABEL_CHECK).replace(
         "    depends_on:\n      sync_in: afterok\n", ""), "s.yaml"))
@@ -192,15 +193,15 @@ def test_a_step_that_reads_what_no_step_writes_is_refused() -> None:
 def test_two_steps_may_not_write_the_outputs() -> None:
     text = (BASE + command_step("a", COPY_TO_OUTPUT) + command_step("b", SHA256_STDOUT.format(per="object"))
             + SYNC_OUT.format(after="b"))
-    assert problems(text) == ['29:3: steps "a" and "b" both write "outputs": a run has one of each']
+    assert problems(text) == ['30:3: steps "a" and "b" both write "outputs": a run has one of each']
 
 
 def test_a_command_script_may_not_take_another_scripts_name() -> None:
     text = BASE + command_step("schedule", LABEL_CHECK) + command_step("c", LABEL_CHECK + "      script: sync.sh\n")
     assert problems(text) == [
-        '16:3: step "schedule" would run schedule.sh, which every build writes itself: name the step, or its '
+        '17:3: step "schedule" would run schedule.sh, which every build writes itself: name the step, or its '
         'script, otherwise',
-        '26:3: steps "sync_in" and "c" would both run sync.sh: name one of their scripts otherwise '
+        '27:3: steps "sync_in" and "c" would both run sync.sh: name one of their scripts otherwise '
         '("with: {script: ...}")',
     ]
 
@@ -390,9 +391,12 @@ def test_the_checksum_workflow_puts_each_images_checksum_beside_it(built_spec, s
         s3_server.put(images[name], f"{s3_bucket}/data/{name}")
     before = s3_server.snapshot()
     run = Run(built_spec("checksum"), shim_state, s3_server, tmp_path, remote="acacia")
-    inputs = [run.message(f"m{n}.json", file=f"{s3_bucket}/data/{name}", ra=RA, dec=DEC, label=label)
-              for n, (name, label) in enumerate((("a.fits", "one"), ("a.fits", "two"), ("dir/b.fits", "one"),
-                                                 ("missing.fits", "one")))]
+    # The spec's message has one field, the image's key: a message with more is refused.
+    refused = run.message("extra.json", file=f"{s3_bucket}/data/a.fits", ra=RA, dec=DEC)
+    assert run.schedule(refused).returncode == 2
+    assert 'unknown field ra: expected "file"' in run.result.stderr
+    inputs = [run.message(f"m{n}.json", file=f"{s3_bucket}/data/{name}")
+              for n, name in enumerate(("a.fits", "a.fits", "dir/b.fits", "missing.fits"))]
     assert run.schedule(*inputs).returncode == 0, run.result.stderr
     assert "m1.json asks for the same output as m0.json: done once" in run.result.stderr
     run.drain()

@@ -69,7 +69,9 @@ def checksum_kind(monkeypatch: pytest.MonkeyPatch) -> Kind:
 
 def spec_with(tmp_path: Path, step: str) -> Path:
     path = tmp_path / "checksum.yaml"
-    path.write_text(SEED.read_text(encoding="utf-8") + step, encoding="utf-8")
+    seed = SEED.read_text(encoding="utf-8")
+    steps_end = seed.index("\n# The message")  # the step goes last of the steps, before the message
+    path.write_text(seed[:steps_end] + "\n" + step.rstrip("\n") + "\n" + seed[steps_end:], encoding="utf-8")
     return path
 
 

@@ -50,7 +50,14 @@ def base_data(**steps: dict[str, Any]) -> dict[str, Any]:
         "remotes": {"store": {"type": "s3", "credentials": ("KEY",)}},
         "clusters": {"c1": {"partitions": ("p1", "p2")}, "c2": {"partitions": ("q",)}},
         "steps": steps,
+        "message": SEED_MESSAGE,
     }
+
+
+SEED_MESSAGE = {"file": {"type": "key", "remote": "store", "suffixes": (".fits",), "required": True},
+                "ra": {"type": "right-ascension", "required": True}, "dec": {"type": "declination", "required": True},
+                "label": {"type": "label", "default": "galaxy_1"}}
+"""The seed's message, its images in the remote "store"."""
 
 
 def step(action: str, **extra: Any) -> dict[str, Any]:
@@ -79,9 +86,10 @@ def test_jobs_come_in_dependency_order(graph: JobGraph) -> None:
 
 def test_steps_declared_out_of_order_are_planned_in_dependency_order() -> None:
     head, steps = DEFAULT_TEXT.split("steps:\n")
+    steps, message = steps.split("\n# The message")
     blocks = steps.strip("\n").split("\n\n")
     assert len(blocks) == 4
-    reversed_text = head + "steps:\n" + "\n\n".join(reversed(blocks)) + "\n"
+    reversed_text = head + "steps:\n" + "\n\n".join(reversed(blocks)) + "\n\n# The message" + message
     graph = graph_of(reversed_text)
     assert [job.name for job in graph.jobs] == ["sync_in", "world_to_pixel", "crop", "sync_out"]
     # The lines are where each step is declared in this file, not in the default one.
@@ -197,8 +205,8 @@ def test_scratch_and_file_lists(graph: JobGraph) -> None:
 def test_crops_go_beside_their_image_unless_the_spec_says_where() -> None:
     beside = graph_of(DEFAULT_TEXT)
     assert (beside.output_prefix, beside.results_bucket, beside.results_prefix) == ("", "", "results/")
-    elsewhere = graph_of(DEFAULT_TEXT.replace("  label: galaxy_1", "  label: galaxy_1\n  output: crops/cutouts\n"
-                                                                   "  results: front-end/runs/"))
+    elsewhere = graph_of(DEFAULT_TEXT.replace("  crop_width: 20\n", "  crop_width: 20\n  output: crops/cutouts\n"
+                                                                    "  results: front-end/runs/\n"))
     assert (elsewhere.output_prefix, elsewhere.results_bucket, elsewhere.results_prefix) == (
         "crops/cutouts/", "front-end", "runs/")
 

@@ -11,14 +11,15 @@ from pydantic import BaseModel, Field
 
 from compiler.cli import main
 from compiler.diagnostics import BuildError
-from compiler.reference import BEGIN, END, reference, splice
+from compiler.build import check_spec
 from compiler.kinds import KINDS
+from compiler.reference import BEGIN, END, MESSAGE_BEGIN, MESSAGE_END, message_reference, reference, splice
 from compiler.spec import Spec, Step
 from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-REGENERATE = "run `make reference` (or `ltsflow reference --write README.md`) and commit README.md"
+REGENERATE = "run `make reference` (or `ltsflow reference --spec fixtures/specs/lts-template.yaml --write README.md`) and commit README.md"
 
 
 
@@ -46,6 +47,10 @@ def model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
             values = typing.get_args(annotation)[1]
             if isinstance(values, type) and issubclass(values, BaseModel):
                 keys.extend(model_keys(values, key + ".NAME."))
+            elif typing.get_origin(values) is typing.Annotated:  # the message's fields: a union told apart by type
+                kinds = typing.get_args(typing.get_args(values)[0])
+                names = dict.fromkeys(name for kind in kinds for name in kind.model_fields if name != "type")
+                keys.extend(f"{key}.NAME.{name}" for name in ("type", *names))
             continue
         for argument in (annotation, *typing.get_args(annotation)):  # X, or X | None
             if isinstance(argument, type) and issubclass(argument, BaseModel):
@@ -56,6 +61,13 @@ def model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 def test_the_readme_spec_reference_is_current() -> None:
     text = README.read_text(encoding="utf-8")
     assert splice(text, reference()) == text, f"README.md's spec reference is stale: {REGENERATE}"
+
+
+def test_the_readme_message_is_the_seed_specs() -> None:
+    text = README.read_text(encoding="utf-8")
+    message = message_reference(check_spec(ROOT / "fixtures" / "specs" / "lts-template.yaml").message)
+    assert splice(text, message, MESSAGE_BEGIN, MESSAGE_END) == text, f"README.md's message is stale: {REGENERATE}"
+    assert "| `label` | default `galaxy_1` | string |" in message
 
 
 def test_the_reference_has_one_row_for_every_key_of_the_models_in_their_order() -> None:
@@ -83,7 +95,8 @@ def test_the_columns_say_what_the_models_say() -> None:
     assert table["clusters"][:2] == ["map of NAME to section, at least one", "required"]
     assert table["clusters.NAME.partitions"][:2] == ["list of strings, at least one", "required"]
     assert table["objects"][:2] == ["section", "its keys' defaults"]
-    assert table["objects.label"][:2] == ["string", "`galaxy_1`"]
+    assert table["message.NAME.type"][1] == "required"
+    assert table["message.NAME.minimum"][0].startswith("integer")
     assert table["steps.NAME.container"][:2] == ["section", "none"]
     assert table["steps.NAME.resources.cpus"][:2] == ["integer ≥ 1", "none"]
     assert table["steps.NAME.depends_on"][0] == "map of NAME to `afterok`, `afterany` or `afternotok`"
@@ -128,7 +141,7 @@ def test_reference_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_reference_help_documents_write(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "reference", "--help")
     assert (code, err) == (0, "")
-    assert out.startswith("usage: ltsflow reference [-h] [--write FILE]\n")
+    assert out.startswith("usage: ltsflow reference [-h] [--write FILE] [--spec SPEC]\n")
     assert "--write FILE" in out and "make reference" in out
     code, out, _ = run(capsys, "--help")
     assert re.search(r"^\s+reference\s+print the spec reference", out, re.MULTILINE)

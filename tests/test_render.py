@@ -282,10 +282,10 @@ def test_origins_of_known_lines(scripts: tuple[RenderedScript, ...]) -> None:
     assert "{% for job in graph.jobs %}" in _template_line("schedule.sh.j2", origin_of[log_line].line)
     assert "submit_{{ job.name|identifier }}" in _template_line("schedule.sh.j2", origin_of["  submit_crop"].line)
     # Through includes two deep, and the text that follows an include inside a partial.
-    assert origin_of["add_object() {"].template == "_schedule_request_checks.sh.j2"
+    assert origin_of["valid_bucket() {"].template == "_schedule_request_checks.sh.j2"
     after_include = next(line for line in lines if line.startswith("# read_messages SOURCE"))
     assert origin_of[after_include].template == "_schedule_input.sh.j2"
-    assert _template_line("_schedule_input.sh.j2", origin_of[after_include].line) == after_include
+    assert _template_line("_schedule_input.sh.j2", origin_of[after_include].line).startswith("# read_messages SOURCE")
 
 
 def test_markers_change_nothing_but_the_source_map(graph: JobGraph, scripts: tuple[RenderedScript, ...]) -> None:

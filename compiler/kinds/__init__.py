@@ -12,13 +12,14 @@ stages for by what their kinds declare they read of an image (`reads_image`), no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from ..fields import KeyField, MessageField
 from ..layout import FileList, Output
 from ..words import Word
 
@@ -100,6 +101,9 @@ class Kind:
     extra_scripts: Callable[[Spec, str], tuple[StepScript, ...]] | None = None
     """The scripts its step's jobs run besides `script`, given the name of its step (a rewritten job may
     run them)."""
+    needs: tuple[str, ...] = ()
+    """The types of message field its step reads (`compiler/fields.py`): the message must have exactly one
+    field of each (a `key` field: in the step's remote), which its planning finds with `field_of`."""
 
     def script_of(self, step: str, settings: Any) -> str:
         """The script step `step` runs, with its settings (None when they are not valid)."""
@@ -112,6 +116,19 @@ class Kind:
 
 def kind_of(action: str) -> Kind:
     return KINDS[action]
+
+
+# ----------------------------------------------------------------- the message fields a kind reads
+
+def field_of(spec: Spec, field_type: str, step: Step | None = None) -> str:
+    """The name of the message's one field of `field_type` (a key field: in `step`'s remote)."""
+    return fields_of(spec.message, field_type, step.remote if step else None)[0]
+
+
+def fields_of(message: Mapping[str, MessageField], field_type: str, remote: str | None = None) -> list[str]:
+    """The names of the fields of `field_type` in `message` (a key field: in `remote`)."""
+    return [name for name, field in message.items()
+            if field.type == field_type and (not isinstance(field, KeyField) or field.remote == remote)]
 
 
 def writers_of(data: str) -> tuple[str, ...]:

@@ -9,24 +9,27 @@ from typing import TYPE_CHECKING
 
 from ..layout import CROP, PINNED, PIXELS, Output
 from ..words import ObjectField, Word
-from . import Kind, Planned
+from . import Kind, Planned, field_of
 
 if TYPE_CHECKING:
     from ..spec import Spec, Step
 
 
-def _world_to_pixel(_spec: Spec, _step: Step) -> Planned:
-    return Planned((PINNED, Word.of(ObjectField("ra")), Word.of(ObjectField("dec")), PIXELS), per_object=True)
+def _world_to_pixel(spec: Spec, _step: Step) -> Planned:
+    return Planned((PINNED, Word.of(ObjectField(field_of(spec, "right-ascension"))),
+                    Word.of(ObjectField(field_of(spec, "declination"))), PIXELS), per_object=True)
 
 
 def _crop(spec: Spec, _step: Step) -> Planned:
-    return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField("label")), Word.of(str(spec.objects.crop_width))),
-                   per_object=True, output=Output("crop", ".fits", None))
+    return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField(field_of(spec, "label"))),
+                    Word.of(str(spec.objects.crop_width))), per_object=True, output=Output("crop", ".fits", None))
 
 
 WORLD_TO_PIXEL = Kind("world-to-pixel", "get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy", _world_to_pixel,
                       reads=("images",), writes=("pixels",), reads_image="header",
+                      needs=("right-ascension", "declination"),
                       summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)")
 # crop reads the images too, which world to pixel reads before it: reading its pixels says both.
 CROP_KIND = Kind("crop", "crop_image_around_pixels.sh", "crop.sh.j2", "astcrop", _crop, reads=("pixels",),
-                 writes=("outputs",), reads_image="rows", summary="crop (astcrop, `crop_image_around_pixels.sh`)")
+                 writes=("outputs",), reads_image="rows", needs=("label",),
+                 summary="crop (astcrop, `crop_image_around_pixels.sh`)")

@@ -2,7 +2,7 @@
 object, its arguments made from the message's fields and the paths the plan provides.
 
 Every value is checked when the spec is compiled: the tool is a command name, each argument is literal
-text and placeholders of a fixed list, and each becomes one quoted word: no shell text, ever. The step's
+text and placeholders (the message's fields and the paths the plan provides), and each becomes one quoted word: no shell text, ever. The step's
 job handles every object of the run through its batch file, as the astronomy kinds do; its script is
 named after the step (or `with.script`), so a spec may have several.
 """
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from ..fields import FIELD_NAME
 
 from ..layout import OUT_DIR, PINNED, RUN_DIR, Output
 from ..words import ObjectField, Part, RequestField, Word
@@ -22,8 +24,6 @@ from . import Kind, Planned
 if TYPE_CHECKING:
     from ..spec import Spec, Step
 
-MESSAGE_FIELDS = ("file", "ra", "dec", "label")
-"""The message's fields, as placeholders: each object's own value."""
 PATHS = ("image", "output")
 """The paths the plan provides, as placeholders: the run's copy of the object's image, and its output."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -40,13 +40,15 @@ class _Form:
     """What its literal text may hold, for messages."""
 
 
-ARGUMENT = _Form((*PATHS, *MESSAGE_FIELDS), re.compile(r"[^{}\x00-\x1f\x7f]+"),
+ARGUMENT = _Form(PATHS, re.compile(r"[^{}\x00-\x1f\x7f]+"),
                  "no control character and no lone \"{\" or \"}\"")
-KEY = _Form(MESSAGE_FIELDS, re.compile(r"[A-Za-z0-9._/-]+"), "only letters, digits and \"._/-\"")
+KEY = _Form((), re.compile(r"[A-Za-z0-9._/-]+"), "only letters, digits and \"._/-\"")
 
 
-def placeholders(text: str, form: _Form, what: str) -> list[str | Part]:
-    """`text` as its literal text and placeholders (each an ObjectField), or ValueError saying why not."""
+def placeholders(text: str, form: _Form, what: str, fields: tuple[str, ...] | None = None) -> list[str | Part]:
+    """`text` as its literal text and placeholders (each an ObjectField), or ValueError saying why not.
+    Besides the form's own placeholders, `text` may name the message's `fields` (None: any field name, for
+    settings already checked against the spec's message)."""
     parts: list[str | Part] = []
     position = 0
     for match in (*_PLACEHOLDER.finditer(text), None):
@@ -56,9 +58,11 @@ def placeholders(text: str, form: _Form, what: str) -> list[str | Part]:
         parts.extend([literal] if literal else [])
         if match is None:
             break
-        if match.group(1) not in form.allowed:
-            raise ValueError(f"{{{match.group(1)}}} is not a placeholder: {what} may name "
-                             + ", ".join(f"{{{name}}}" for name in form.allowed))
+        name = match.group(1)
+        if name not in form.allowed and (name not in fields if fields is not None else not FIELD_NAME.fullmatch(name)):
+            raise ValueError(f"{{{name}}} is not a placeholder: {what} may name "
+                             + ", ".join(f"{{{allowed}}}" for allowed in (*form.allowed, *(fields or ())))
+                             + (" (the fields of the message and what the plan provides)" if fields is not None else ""))
         parts.append(ObjectField(match.group(1)))
         position = match.end()
     return parts
@@ -104,7 +108,7 @@ class CommandSettings(_Model):
         default=(),
         description="The tool's arguments, each one word whatever it holds: literal text and the placeholders "
         "`{image}` (the run's copy of the object's image), `{output}` (the file the tool writes, as a whole "
-        "argument) and the message's fields `{file}`, `{ra}`, `{dec}`, `{label}`. No shell reads them.")
+        "argument) and the message's fields by name (`{file}`). No shell reads them.")
     output: CommandOutput | None = Field(
         default=None, description="What the tool makes for each object; none if not given (the step then "
         "only checks what its tool says).")
@@ -116,25 +120,29 @@ class CommandSettings(_Model):
         default=None, description="The step script's name. Default: the step's name and `.sh`.")
 
     @model_validator(mode="after")
-    def _placeholders(self) -> CommandSettings:
+    def _placeholders(self, info: ValidationInfo) -> CommandSettings:
+        # The message's fields, {name: type}, when the spec's are known (the validate stage gives them).
+        message: dict[str, Any] = (info.context or {}).get("message", {})
+        fields = tuple(message) if info.context else None
+        key = next((name for name, kind in message.items() if kind == "key"), "file")
         for number, argument in enumerate(self.arguments):
-            placeholders(argument, ARGUMENT, f"argument {number + 1}")
+            placeholders(argument, ARGUMENT, f"argument {number + 1}", fields)
             if "output" in _named(argument) and argument != "{output}":
                 raise ValueError(f"argument {number + 1}: {{output}} is a whole argument, got {argument!r}")
         named = set().union(*map(_named, self.arguments))
         if "output" in named and self.output is None:
             raise ValueError("an argument names {output}, but the step declares no \"output\"")
         if self.output is not None:
-            placeholders(self.output.key, KEY, "output.key")
+            placeholders(self.output.key, KEY, "output.key", fields)
             if ("output" in named) == self.output.stdout:
                 raise ValueError("the tool writes its output either to standard output (\"output.stdout: true\") "
                                  "or to the argument {output}: give one of them")
-            if not (self.output.key.startswith("{file}") or _BUCKET.match(self.output.key)):
-                raise ValueError(f"output.key starts with {{file}} or a bucket (\"BUCKET/\"), got "
+            if not (self.output.key.startswith(f"{{{key}}}") or _BUCKET.match(self.output.key)):
+                raise ValueError(f"output.key starts with {{{key}}} or a bucket (\"BUCKET/\"), got "
                                  f"{self.output.key!r}")
-            if self.output.key == "{file}":
-                raise ValueError("output.key is not {file} alone: the output would replace the image")
-            used = {"file" if name == "image" else name for name in named} - {"output"}
+            if self.output.key == f"{{{key}}}":
+                raise ValueError(f"output.key is not {{{key}}} alone: the output would replace the image")
+            used = {key if name == "image" else name for name in named} - {"output"}
             missing = sorted(used - _named(self.output.key))
             if missing:
                 raise ValueError("output.key names " + ", ".join(f"{{{name}}}" for name in missing)

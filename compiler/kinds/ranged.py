@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..graph import Dependency, StepScript, bind_options, container_command, remote_settings, renamed
 from ..layout import FAILED, PINNED, RUN_DIR
 from ..words import ObjectField, Variable, Word
-from . import kind_of
+from . import field_of, kind_of
 
 if TYPE_CHECKING:
     from ..plan import Job
@@ -50,7 +50,7 @@ def refine(spec: Spec, name: str, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     if names.index(rows_reader.name) < names.index(header_readers[-1]):
         raise ValueError(f"ranged staging needs step {rows_reader.name!r}, which reads rows, to come after "
                          f"{header_readers[-1]!r}, which reads headers")
-    source = Word.of(f"{remote}:", ObjectField("file"))
+    source = Word.of(f"{remote}:", ObjectField(field_of(spec, "key", spec.steps[name])))
     script = Word.of(Variable("SCRIPT_DIR"), "/", SCRIPT)
     binds = bind_options(stager.binds)
     # The header is staged where the image would be (PINNED): a header reader's arguments stay as planned.

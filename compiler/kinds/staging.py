@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..layout import IMAGE_DIR, IMAGES, OUT_DIR, RUN_DIR, SCRATCH
+from ..layout import IMAGE_DIR, IMAGES, OUT_DIR, RUN_DIR, SCRATCH, FileList
 from ..words import Word
-from . import Kind, Planned, ranged
+from . import Kind, Planned, field_of, ranged
 
 if TYPE_CHECKING:
     from ..spec import Spec, Step
 
 
-def _sync_in(_spec: Spec, step: Step) -> Planned:
+def _sync_in(spec: Spec, step: Step) -> Planned:
     # A listed image missing from the bucket is not the step's failure but its objects': sync in
     # records it for each of them.
     return Planned((Word.of("--images"), Word.of(RUN_DIR), Word.of(f"{step.remote}:"),
-                    Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), file_list=IMAGES)
+                    Word.of(SCRATCH, IMAGE_DIR.rstrip("/"))), file_list=FileList(IMAGES, field_of(spec, "key", step)))
 
 
 def _sync_out(_spec: Spec, step: Step) -> Planned:
@@ -29,6 +29,7 @@ def _sync_out(_spec: Spec, step: Step) -> Planned:
 
 
 SYNC_IN = Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, remote=True, writes=("images",),
+               needs=("key",),
                summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)",
                refine=ranged.refine, extra_scripts=ranged.scripts)
 SYNC_OUT = Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, remote=True, reads=("outputs",),
