@@ -14,6 +14,7 @@ name what its jobs need; PATH (the shims, the venv's rclone) is part of the base
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -159,6 +160,20 @@ def test_setonix_acacia_runs_on_one_cluster_and_its_copies_keep_the_time_they_we
     assert_crop_in_bucket(s3_server, crop_key(f"{s3_bucket}/data/frame.fits", "galaxy_1", ra, dec), image,
                           run.run_dir / "xy" / "0.xy", ra, dec, 20, tmp_path)
     assert (run.run_dir / "images" / "0.fits").stat().st_mtime >= started - 1
+
+
+def test_the_checksum_spec_puts_each_images_checksum_beside_it(slurm_multicluster: SlurmSetup, s3_server: S3Server,
+                                                              s3_bucket: str, image: Path, tmp_path: Path) -> None:
+    """checksum.yaml, a workflow that is not astronomy, renamed to this Slurm's cluster and partitions:
+    sync in, sha256sum once for the image (a command step), sync out of the checksum beside the image."""
+    s3_server.put(image, f"{s3_bucket}/data/frame.fits")
+    run = RealRun(slurm_multicluster, s3_server, "checksum", tmp_path, remote="acacia", renames=SETONIX_HERE)
+    assert run.schedule(run.message(file=f"{s3_bucket}/data/frame.fits")).returncode == 0, run.result.stderr
+    steps = ["sync_in", "checksum", "sync_out"]
+    assert run.wait(steps) == dict.fromkeys(steps, "COMPLETED"), run.logs()
+    line = s3_server.get_bytes(f"{s3_bucket}/data/frame.fits.sha256").decode()
+    assert line.split()[0] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert json.loads((run.run_dir / "results.json").read_text())["succeeded"] == 1
 
 
 def test_a_job_holds_its_variables_by_value_and_nothing_of_the_login_environment(
