@@ -59,3 +59,9 @@ def quoted(value: object) -> str:
 def one_of(choices: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> str:
     """`expected one of "a", "b"` with the choices sorted."""
     return ", ".join(quoted(c) for c in sorted(choices))
+
+
+def listed(items: list[str] | tuple[str, ...], last: str = "or") -> str:
+    """`a`, `a or b`, `a, b or c` (`last` joins the last two: "or", "and")."""
+    items = list(items)
+    return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)

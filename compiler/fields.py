@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from .diagnostics import quoted
+from .diagnostics import listed, quoted
 
 FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 RESERVED_NAMES = ("index", "image", "crop_key", "sources", "source", "position")
@@ -50,9 +50,6 @@ def bucket_problem(bucket: str) -> str | None:
             return f"S3 keeps the suffix {quoted(suffix)}"
     return None
 
-
-def _listed(items: list[str], last: str = "or") -> str:
-    return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 # ----------------------------------------------------------------- the pattern of a string field
@@ -231,7 +228,7 @@ class KeyField(_Field):
     default: str | None = Field(default=None, description=_DEFAULT)
 
     def rule(self) -> str:
-        endings = f", ending in {_listed(list(self.suffixes))} (in any case)" if self.suffixes else ""
+        endings = f", ending in {listed(list(self.suffixes))} (in any case)" if self.suffixes else ""
         return f"BUCKET/KEY, an object in remote {quoted(self.remote)}{endings}"
 
     def suffix_pattern(self) -> str:
@@ -240,7 +237,7 @@ class KeyField(_Field):
         return rf"\.({'|'.join(cased)})$" if cased else ""
 
     def arguments(self) -> tuple[str, ...]:
-        return (f"must end in {_listed(list(self.suffixes))}" if self.suffixes else "", self.suffix_pattern())
+        return (f"must end in {listed(list(self.suffixes))}" if self.suffixes else "", self.suffix_pattern())
 
     def refuses(self, value: str) -> str | None:
         bucket = value.split("/", 1)[0]
@@ -256,7 +253,7 @@ class KeyField(_Field):
             (not BUCKET_SHAPE.fullmatch(bucket) or bucket_problem(bucket) is not None, "must start with a bucket name"),
             ("/" not in value, "must name an object in the bucket: BUCKET/KEY"),
             (bool(self.suffixes) and not value.lower().endswith(tuple(s.lower() for s in self.suffixes)),
-             f"must end in {_listed(list(self.suffixes))}"),
+             f"must end in {listed(list(self.suffixes))}"),
         )
         return next((reason for failed, reason in checks if failed), None)
 
@@ -366,7 +363,7 @@ class ChoiceField(_Field):
     default: str | None = Field(default=None, description=_DEFAULT)
 
     def rule(self) -> str:
-        return "one of " + _listed([quoted(choice) for choice in self.choices])
+        return "one of " + listed([quoted(choice) for choice in self.choices])
 
     def arguments(self) -> tuple[str, ...]:
         return (f"must be {self.rule()}", *self.choices)

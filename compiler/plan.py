@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .diagnostics import listed
 from .exits import EXIT_CODES, ExitCode
 from .graph import (Dependency, StepScript, bind_options, container_command, dependency_option, is_dependency,
                     remote_settings, tool_settings)
@@ -106,8 +107,8 @@ class Message:
         required = [f'"{field.name}"' for field in self.required]
         optional = [f'"{field.name}"' for field in self.fields if not field.required]
         if not optional:
-            return _listed(required, "and")
-        return (", ".join(required) + " and optionally " if required else "optionally ") + _listed(optional, "and")
+            return listed(required, "and")
+        return (", ".join(required) + " and optionally " if required else "optionally ") + listed(optional, "and")
 
     @property
     def json_kinds(self) -> tuple[str, ...]:
@@ -143,9 +144,6 @@ class Message:
         optional = "".join(f'[, "{field.name}": {field.placeholder}]' for field in self.fields if not field.required)
         return "{" + ", ".join(parts) + optional + "}"
 
-
-def _listed(items: list[str], last: str) -> str:
-    return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def _message(spec: Spec) -> Message:

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .diagnostics import Diagnostic, SpecError, one_of, quoted
+from .diagnostics import Diagnostic, SpecError, listed, one_of, quoted
 from .load import Document, Path
 from .fields import (BUCKET_SHAPE, FIELD_NAME, FIELD_TYPES, RESERVED_NAMES, IntegerField, KeyField, MessageField,
                      bucket_problem)
@@ -216,17 +216,6 @@ _BUILD_SCRIPTS = ("schedule.sh", *CONTROL_SCRIPTS, ROWS_SCRIPT)
 """The scripts every build (or every build with ranged staging) writes, whatever its steps."""
 
 
-def _either(actions: tuple[str, ...]) -> str:
-    """`"a"`, `"a" or "b"`, `"a", "b" or "c"`."""
-    names = [quoted(action) for action in actions]
-    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
-
-
-def _listed_names(names: Any) -> str:
-    """`"a"`, `"a" and "b"`, `"a", "b" and "c"`."""
-    quoted_names = [quoted(name) for name in names]
-    return (f"{', '.join(quoted_names[:-1])} and {quoted_names[-1]}" if len(quoted_names) > 1
-            else "".join(quoted_names))
 
 
 _FIELD = TypeAdapter(MessageField)
@@ -290,7 +279,7 @@ class _MeaningCheck:
             used = any(step.get("remote") == name and "images" in (kind.writes if kind else ())
                        for step, kind in ((step, self.kind_of(other)) for other, step in self.steps.items()))
             if used and _mapping(remote).get("staging") == "ranged":
-                readers = _listed_names(kind.action for kind in KINDS.values() if kind.reads_image)
+                readers = listed([quoted(kind.action) for kind in KINDS.values() if kind.reads_image], "and")
                 self.error(("remotes", name, "staging"),
                            f"remote {quoted(name)} stages by ranges, which needs steps that read images' headers, "
                            f"then one that reads their rows ({readers}); this spec's steps read whole images: use "
@@ -384,7 +373,7 @@ class _MeaningCheck:
         if kind is not None and not kind.container and "container" in step:
             self.error((*path, "container"), f"a {quoted(action)} step runs {kind.script_of(name, None)} itself: "
                                              "it takes no container", key=True)
-        with_remote = _either(remote_actions())
+        with_remote = listed([quoted(action) for action in remote_actions()])
         if kind is not None and not kind.remote and "rclone_flags" in step:
             self.error((*path, "rclone_flags"), f"\"rclone_flags\" are only for steps with action {with_remote}, "
                                                 f"not {quoted(action)}", key=True)

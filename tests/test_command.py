@@ -142,6 +142,10 @@ def test_the_checksum_spec_builds_with_no_astronomy_step(tmp_path: Path) -> None
                                                         "sync.sh"]
     schedule = (tmp_path / "out" / "schedule.sh").read_text()
     assert 'key="${REQUEST_FILE[index]}.sha256"' in schedule and "position_digests\n" not in schedule
+    # As every script does, it names an option it does not know (exit 2).
+    unknown = subprocess.run(["bash", str(tmp_path / "out" / "checksum.sh"), "--bogus"], capture_output=True,
+                             text=True, check=False)
+    assert (unknown.returncode, unknown.stderr.split(": error: ")[-1]) == (2, "unknown option --bogus; see --help\n")
 
 
 @pytest.mark.parametrize(

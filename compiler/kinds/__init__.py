@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from ..diagnostics import listed
 from ..fields import KeyField, MessageField
 from ..layout import FileList, Output
 from ..words import Word
@@ -147,20 +148,16 @@ def template_directories() -> tuple[Path, ...]:
 
 def describe() -> str:
     """The spec reference's text for `steps.NAME.action`."""
-    listed = _listed([kind.summary for kind in KINDS.values()], "or")
-    once = _listed([f"`{kind.action}`" for kind in KINDS.values() if kind.once], "and")
+    kinds = listed([kind.summary for kind in KINDS.values()], "or")
+    once = listed([f"`{kind.action}`" for kind in KINDS.values() if kind.once], "and")
     data = dict.fromkeys(name for kind in KINDS.values() for name in (*kind.writes, *kind.reads))
-    flows = "; ".join(f"`{name}`, written by {_listed([f'`{a}`' for a in writers_of(name)], 'or')}"
+    flows = "; ".join(f"`{name}`, written by {listed([f'`{a}`' for a in writers_of(name)], 'or')}"
                       for name in data if writers_of(name))
     flow = (f"A step that reads data needs a step of the spec that writes it, and must depend on it: {flows}. "
             "No two steps write the same data.")
     notes = "".join(f" {kind.note}" for kind in KINDS.values() if kind.note)
-    return f"What the step does: {listed}. A spec has at most one step of each of {once}. {flow}{notes}"
+    return f"What the step does: {kinds}. A spec has at most one step of each of {once}. {flow}{notes}"
 
-
-def _listed(items: list[str], last: str) -> str:
-    """`a`, `a or b`, `a, b or c`."""
-    return f"{', '.join(items[:-1])} {last} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 # The kinds ltsflow ships, each in its own module; a kind of one's own is one more module and one more

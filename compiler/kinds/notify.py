@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..diagnostics import quoted
+from ..fields import bucket_problem
 from ..layout import RUN_DIR
 from ..words import Word
 from . import Kind, Planned
@@ -27,8 +28,6 @@ _PLACE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._-]+)*/?")
 def _place(value: str) -> str:
     if not _PLACE.fullmatch(value):
         raise ValueError(f"must be BUCKET or BUCKET/PREFIX/, got {quoted(value)}")
-    from ..validate import bucket_problem  # imported here: the validate stage imports the kinds
-
     bucket = value.split("/", 1)[0]
     problem = bucket_problem(bucket)
     if problem:
