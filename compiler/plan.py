@@ -323,8 +323,25 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         scripts=scripts,
         generated=tuple(sorted({"schedule.sh", *CONTROL_SCRIPTS, *(script.name for script in scripts)})),
         file_lists=tuple(job.file_list for job in jobs if job.file_list is not None),
-        exit_codes=EXIT_CODES,
+        exit_codes=_exit_codes(spec, scripts),
     )
+
+
+def _exit_codes(spec: Spec, scripts: tuple[StepScript, ...]) -> tuple[ExitCode, ...]:
+    """The exit codes, each told with what the spec's steps mean by it: a missing tool, the tools and
+    container runtimes the steps run (in step order); the others, what their kinds say (`Kind.exits`)."""
+    tool_of = {script.name: script.tool for script in scripts}
+    tools: list[str] = []
+    told: dict[str, list[str]] = {}
+    for name, step in spec.steps.items():
+        kind = kind_of(step.action)
+        if step.container is not None:
+            tools.append(step.container.runtime)
+        tools.append(tool_of.get(kind.script_of(name, step.with_), ""))
+        for code, example in kind.exits:
+            told.setdefault(code, []).append(example)
+    told["TOOL_MISSING"] = [tool for tool in tools if tool]
+    return tuple(code.told(tuple(told.get(code.name, ()))) for code in EXIT_CODES)
 
 
 def _prefix(place: str | None) -> str:

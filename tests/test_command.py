@@ -148,6 +148,18 @@ def test_the_checksum_spec_builds_with_no_astronomy_step(tmp_path: Path) -> None
     assert (unknown.returncode, unknown.stderr.split(": error: ")[-1]) == (2, "unknown option --bogus; see --help\n")
 
 
+def test_the_exit_codes_are_told_with_the_specs_own_tools_and_kinds() -> None:
+    """--help's exit codes name what the spec's steps run and mean, not the seed's tools."""
+    checksum = {code.name: code.meaning for code in graph_of(CHECKSUM.read_text()).exit_codes}
+    assert checksum["TOOL_MISSING"] == "a tool or module is missing (rclone, sha256sum)"
+    assert checksum["OFF_IMAGE"] == "the object is not on the image"
+    assert "sky2xy" not in "".join(checksum.values()) and "WCS" not in "".join(checksum.values())
+    seed = {code.name: code.meaning for code in graph_of((ROOT / "fixtures" / "specs" /
+                                                           "lts-template.yaml").read_text()).exit_codes}
+    assert seed["TOOL_MISSING"] == "a tool or module is missing (rclone, singularity, sky2xy, astcrop)"
+    assert seed["OFF_IMAGE"] == "the object is not on the image (sky2xy off image/offscale, astcrop no overlap)"
+
+
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [

@@ -102,6 +102,9 @@ class Kind:
     extra_scripts: Callable[[Spec, str], tuple[StepScript, ...]] | None = None
     """The scripts its step's jobs run besides `script`, given the name of its step (a rewritten job may
     run them)."""
+    exits: tuple[tuple[str, str], ...] = ()
+    """What its step means by an exit code (`compiler/exits.py`), by the code's name: each script's --help
+    lists them, in brackets, after the code's meaning ("OFF_IMAGE", "sky2xy off image/offscale")."""
     needs: tuple[str, ...] = ()
     """The types of message field its step reads (`compiler/fields.py`): the message must have exactly one
     field of each (a `key` field: in the step's remote), which its planning finds with `field_of`."""

@@ -28,8 +28,10 @@ def _crop(spec: Spec, _step: Step) -> Planned:
 WORLD_TO_PIXEL = Kind("world-to-pixel", "get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy", _world_to_pixel,
                       reads=("images",), writes=("pixels",), reads_image="header",
                       needs=("right-ascension", "declination"),
+                      exits=(("OFF_IMAGE", "sky2xy off image/offscale"), ("BAD_IMAGE", "not FITS, no WCS")),
                       summary="world-to-pixel (sky2xy, `get_world_2_pix.sh`)")
 # crop reads the images too, which world to pixel reads before it: reading its pixels says both.
 CROP_KIND = Kind("crop", "crop_image_around_pixels.sh", "crop.sh.j2", "astcrop", _crop, reads=("pixels",),
                  writes=("outputs",), reads_image="rows", needs=("label",),
+                 exits=(("OFF_IMAGE", "astcrop no overlap"),),
                  summary="crop (astcrop, `crop_image_around_pixels.sh`)")

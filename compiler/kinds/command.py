@@ -211,5 +211,6 @@ def _script(step: str, settings: CommandSettings | None) -> str:
 
 COMMAND = Kind("command", _script, "command.sh.j2", None, _command, once=False, reads=("images",),
                writes=("outputs",), flow=_flow, options=CommandSettings,
+               exits=(("TOOL_FAILED", "a command's output named a failure"),),
                summary="command (any tool, its arguments from the message and the plan's paths; its script is "
                "named after the step)")

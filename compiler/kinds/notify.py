@@ -57,6 +57,7 @@ def _notify(_spec: Spec, step: Step) -> Planned:
 
 NOTIFY = Kind("notify", "notify.sh", "notify.sh.j2", "rclone", _notify, remote=True, container=False,
               reads=("results",), options=NotifySettings,
+              exits=(("TOOL_FAILED", "the notice could not be put"),),
               summary="notify (rclone puts a notice of the run's outcome into the remote, `notify.sh`)",
               note="A notify step is optional: give it `afterany` on the sync-out step, so that a run that "
               "failed is told of too.")

@@ -28,11 +28,13 @@ def _sync_out(_spec: Spec, step: Step) -> Planned:
     return Planned((Word.of("--results"), Word.of(RUN_DIR), Word.of(RUN_DIR, OUT_DIR), Word.of(f"{step.remote}:")))
 
 
+STAGING_EXITS = (("NO_SUCH_FILE", "the image is not in the bucket"),
+                 ("TOOL_FAILED", "a transfer failed or was incomplete"))
 SYNC_IN = Kind("sync-in", "sync.sh", "sync.sh.j2", "rclone", _sync_in, remote=True, writes=("images",),
-               needs=("key",),
+               needs=("key",), exits=STAGING_EXITS,
                summary="sync-in (rclone copies the images from the remote to scratch, `sync.sh`)",
                refine=ranged.refine, extra_scripts=ranged.scripts)
 SYNC_OUT = Kind("sync-out", "sync.sh", "sync.sh.j2", "rclone", _sync_out, remote=True, reads=("outputs",),
-                writes=("results",),
+                writes=("results",), exits=STAGING_EXITS,
                 summary="sync-out (rclone copies the objects' outputs, such as the crops, and `results.json` to the "
                 "remote, `sync.sh`)")
