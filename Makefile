@@ -1,6 +1,7 @@
 # ltsflow: two commands set everything up on a fresh Debian 12 (python3, python3-venv, make, git).
 #   make build   create .venv, install ltsflow, compile the default spec into out/
-#   make test    install what the tests need (apt-get too, when root), then run every test
+#   make test    install what the tests need (apt-get too, when root), then run every test, in
+#                PYTEST_WORKERS processes (3: many tests wait on a service; PYTEST_WORKERS=0 runs one)
 #   make reference  rewrite README.md's spec reference from the models in compiler/spec.py, and its message from SPEC's
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,6 +10,7 @@ BIN := $(VENV)/bin
 SPEC ?= fixtures/specs/lts-template.yaml
 OUT ?= out
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 3
 BENCH_ARGS ?=
 
 .PHONY: build test check plan reference bench clean system-packages
@@ -30,7 +32,7 @@ system-packages:
 	bash tests/system-packages.sh
 
 test: build $(VENV)/.test-installed system-packages
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 check: $(VENV)/.installed
 	$(BIN)/ltsflow check $(SPEC)

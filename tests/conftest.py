@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.plugins.shims",
     "tests.plugins.s3",
     "tests.plugins.slurm",
+    "tests.plugins.parallel",
 ]
 
 
