@@ -75,8 +75,8 @@ class Message:
     right_ascension: InputField | None
     declination: InputField | None
     label: InputField | None
-    """With `key`, the fields of the position key, which names an output when its kind declares no key of
-    its own (the position's digest is made from both of these); None each, in a message without them."""
+    """With `key`, the fields of the position key, objects.tsv's columns (a key may be made of them and the
+    position's digest); None each, in a message without them."""
 
     @property
     def checks(self) -> tuple[str, ...]:
