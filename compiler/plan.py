@@ -14,12 +14,12 @@ from typing import Any
 
 from .diagnostics import listed
 from .exits import EXIT_CODES, ExitCode
+from .fields import ere_escaped
 from .graph import (Dependency, StepScript, bind_options, container_command, dependency_option, is_dependency,
                     remote_settings, tool_settings)
 from .kinds import fields_of, images_field, kind_of
 from .layout import FAILED, OUTPUT_PREFIX, RUN_DIR, SCRATCH, FileList, Output
 from .spec import Spec, parse_run_time_path
-from .fields import ere_escaped
 from .words import Environment, ObjectField, Part, PositionDigest, RequestField, Text, Variable, Word
 
 # ----------------------------------------------------------------- the message
@@ -198,10 +198,12 @@ OUTPUT_KEY = Word.of(ObjectField("crop_key"))
 
 def _object_key(spec: Spec, output: Output | None) -> ObjectKey:
     if output is None:
+        # the fields apart by a tab, which no field's value holds
         fields: list[str | Part] = []
         for name in spec.message:
             fields.extend(("\t", RequestField(name)) if fields else (RequestField(name),))
-        return ObjectKey("object", "an object", Word.of(*fields), (), None, "", False, Word.of("-"))
+        return ObjectKey(made="object", indefinite="an object", key=Word.of(*fields), variables=(), form=None,
+                         location="", digests=False, column=Word.of("-"))
     # schedule.sh's constants, as the spec sets them; any other variable of a key may hold anything
     constants = {OUTPUT_PREFIX.name: _prefix(spec.objects.output)}
     parts = output.key.parts
@@ -214,9 +216,11 @@ def _object_key(spec: Spec, output: Output | None) -> ObjectKey:
         if not (isinstance(part, Text) or isinstance(part, Variable) and part.name in values):
             break
         leading.append(part.text if isinstance(part, Text) else values[part.name])
-    return ObjectKey(output.name, ("an " if output.name[:1] in "aeiou" else "a ") + output.name, output.key,
-                     variables, form.removeprefix("^.*"), "".join(leading) or "beside each image",
-                     any(isinstance(part, PositionDigest) for part in parts), OUTPUT_KEY)
+    return ObjectKey(made=output.name, indefinite=("an " if output.name[:1] in "aeiou" else "a ") + output.name,
+                     key=output.key, variables=variables,
+                     form=form.removeprefix("^.*"),  # a leading ".*" is no condition
+                     location="".join(leading) or "beside each image",
+                     digests=any(isinstance(part, PositionDigest) for part in parts), column=OUTPUT_KEY)
 
 
 def _key_form(spec: Spec, part: Part, values: dict[str, str]) -> str:
