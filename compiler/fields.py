@@ -21,6 +21,8 @@ FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 RESERVED_NAMES = ("index", "image", "crop_key", "sources", "source", "position")
 """What schedule.sh keeps for each object beside its fields (OBJECT_INDEX, REQUEST_SOURCE, ...)."""
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,16}")
 _LARGEST = 10**18
 """Integer fields and their bounds stay within bash's arithmetic (64 bits)."""
@@ -133,6 +135,11 @@ def _bracket_end(pattern: str, start: int) -> int | str:
     return at + 1
 
 
+def ere_escaped(text: str) -> str:
+    """`text` as an extended regular expression that matches it alone (bash's `=~`, Python's `re`)."""
+    return re.sub(r"([.\[\](){}*+?|^$\\])", r"\\\1", text)
+
+
 def _pattern(value: str) -> str:
     problem = ere_problem(value)
     if problem:
@@ -211,6 +218,11 @@ class _Field(BaseModel):
         """What schedule.sh's check takes after the field's name and value: for a type with parameters, what
         a value must be (its message), then the parameters."""
         return ()
+
+    def value_pattern(self) -> str | None:
+        """An extended regular expression every value of the field matches (maybe more), which may stand
+        anywhere in a longer one; None when the type has no simple one (a key, a right ascension)."""
+        return None
 
 
 class KeyField(_Field):
@@ -315,8 +327,11 @@ class LabelField(_Field):
     def rule(self) -> str:
         return '1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit'
 
+    def value_pattern(self) -> str:
+        return _LABEL.pattern
+
     def refuses(self, value: str) -> str | None:
-        return None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value) else f"must be {self.rule()}"
+        return None if _LABEL.fullmatch(value) else f"must be {self.rule()}"
 
 
 _Bound = Annotated[int, Field(ge=-_LARGEST, le=_LARGEST)]
@@ -345,9 +360,12 @@ class IntegerField(_Field):
     def arguments(self) -> tuple[str, ...]:
         return (f"must be {self.rule()}", *(str(bound) for bound in self.bounds()))
 
+    def value_pattern(self) -> str:
+        return _INTEGER.pattern
+
     def refuses(self, value: str) -> str | None:
         low, high = self.bounds()
-        if re.fullmatch(r"-?(0|[1-9][0-9]{0,17})", value) and low <= int(value) <= high:
+        if _INTEGER.fullmatch(value) and low <= int(value) <= high:
             return None
         return f"must be {self.rule()}"
 
@@ -367,6 +385,9 @@ class ChoiceField(_Field):
 
     def arguments(self) -> tuple[str, ...]:
         return (f"must be {self.rule()}", *self.choices)
+
+    def value_pattern(self) -> str:
+        return "(" + "|".join(ere_escaped(choice) for choice in self.choices) + ")"
 
     def refuses(self, value: str) -> str | None:
         return None if value in self.choices else f"must be {self.rule()}"
@@ -391,6 +412,9 @@ class StringField(_Field):
 
     def arguments(self) -> tuple[str, ...]:
         return (f"must be {self.rule()}", f"^({self.pattern})$")
+
+    def value_pattern(self) -> str:
+        return f"({self.pattern})"
 
     def refuses(self, value: str) -> str | None:
         raw = value.encode("utf-8")

@@ -12,6 +12,9 @@ from .words import EveryObject, ObjectField, Variable, Word
 
 SCRATCH = Variable("SCRATCH")
 RUN_DIR = Variable("RUN_DIR")
+OUTPUT_PREFIX = Variable("OUTPUT_PREFIX")
+"""What schedule.sh puts before an output's key that starts with it: the spec's `objects.output` as a key
+prefix ("" beside each image)."""
 IMAGE_DIR = "/images/"
 OUT_DIR = "/out"
 
@@ -55,6 +58,6 @@ class Output:
     """What an output is called in messages and the run directory's files ("crop": "no crop was made",
     objects.tsv's column crop_key)."""
     suffix: str
-    key: Word | None
-    """An object's key, from its request's fields (RequestField parts); None: its crop key, which
-    schedule.sh makes from the output location, its image's key, its label and its position."""
+    key: Word
+    """An object's key, from its request's fields (RequestField and RequestStem parts), its position's
+    digest (PositionDigest) and OUTPUT_PREFIX: the requests with one key are one object, done once."""

@@ -14,12 +14,13 @@ from typing import Any
 
 from .diagnostics import listed
 from .exits import EXIT_CODES, ExitCode
+from .fields import ere_escaped
 from .graph import (Dependency, StepScript, bind_options, container_command, dependency_option, is_dependency,
                     remote_settings, tool_settings)
-from .kinds import field_of, fields_of, kind_of
-from .layout import FAILED, RUN_DIR, SCRATCH, FileList, Output
+from .kinds import fields_of, images_field, kind_of
+from .layout import FAILED, OUTPUT_PREFIX, RUN_DIR, SCRATCH, FileList, Output
 from .spec import Spec, parse_run_time_path
-from .words import Environment, ObjectField, Text, Variable, Word
+from .words import Environment, ObjectField, Part, PositionDigest, RequestField, Text, Variable, Word
 
 # ----------------------------------------------------------------- the message
 
@@ -74,8 +75,8 @@ class Message:
     right_ascension: InputField | None
     declination: InputField | None
     label: InputField | None
-    """With `key`, the fields of the position key, which names an output when its kind declares no key of
-    its own (the position's digest is made from both of these); None each, in a message without them."""
+    """With `key`, the fields of the position key, objects.tsv's columns (a key may be made of them and the
+    position's digest); None each, in a message without them."""
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -147,22 +148,92 @@ class Message:
 
 
 def _message(spec: Spec) -> Message:
-    # The run's images: the key field a step reads (the step that stages them), else the first key field.
-    reader = next((step for step in spec.steps.values() if "key" in kind_of(step.action).needs), None)
     fields = tuple(InputField(
         name=name, type=field.type, check=field.check, arguments=field.arguments(), required=field.required,
         default=field.default_text or "", numbers=field.numbers, rule=field.rule(),
         placeholder=field.placeholder or name.upper(),
     ) for name, field in spec.message.items())
     by_name = {field.name: field for field in fields}
-    key = field_of(spec, "key", reader) if reader else next(f.name for f in fields if f.type == "key")
-    return Message(fields, by_name[key], *(_only(by_name, fields_of(spec.message, kind))
+    return Message(fields, by_name[images_field(spec)], *(_only(by_name, fields_of(spec.message, kind))
                                            for kind in ("right-ascension", "declination", "label")))
 
 
 def _only(by_name: dict[str, InputField], names: list[str]) -> InputField | None:
     """The one field named, or None (none, or several: the position key needs one, and validation says so)."""
     return by_name[names[0]] if len(names) == 1 else None
+
+
+# ----------------------------------------------------------------- the objects' keys
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    """What schedule.sh names each request's object by: the requests with one key are one object, done once.
+    With an output, the key is the output's (which sync out uploads it to); without, the request's fields."""
+
+    made: str
+    """What a key names, in messages and objects.tsv's column NAME_key: the output's name, or "object"."""
+    indefinite: str
+    """`made` after "a" or "an", for messages ("an output")."""
+    key: Word
+    """A request's key, from its fields (RequestField, RequestStem), its position's digest and `variables`."""
+    variables: tuple[tuple[str, str], ...]
+    """(name, value) of each of schedule.sh's constants the key reads (OUTPUT_PREFIX, the spec's `objects.output`)."""
+    form: str | None
+    """An extended regular expression (bash's `=~`) of every key this run's outputs could have: schedule.sh
+    refuses an image whose key matches it, which an output could replace. None without an output."""
+    location: str
+    """Where the outputs go, for that message: the key's text before its first part from a request (its
+    bucket or prefix), or "beside each image"."""
+    digests: bool
+    """The key holds the position's digest: schedule.sh makes every request's first (position_digests)."""
+    column: Word
+    """The object's key in objects.tsv (and a result's `key`): "-" without an output, whose key is the
+    object's fields, tab-separated."""
+
+
+OUTPUT_KEY = Word.of(ObjectField("crop_key"))
+"""Each object's output key: schedule.sh's OBJECT_CROP_KEY, which objects.tsv and sync out read."""
+
+
+def _object_key(spec: Spec, output: Output | None) -> ObjectKey:
+    if output is None:
+        # the fields apart by a tab, which no field's value holds
+        fields: list[str | Part] = []
+        for name in spec.message:
+            fields.extend(("\t", RequestField(name)) if fields else (RequestField(name),))
+        return ObjectKey(made="object", indefinite="an object", key=Word.of(*fields), variables=(), form=None,
+                         location="", digests=False, column=Word.of("-"))
+    # schedule.sh's constants, as the spec sets them; any other variable of a key may hold anything
+    constants = {OUTPUT_PREFIX.name: _prefix(spec.objects.output)}
+    parts = output.key.parts
+    variables = tuple(dict.fromkeys((p.name, constants[p.name]) for p in parts
+                                    if isinstance(p, Variable) and p.name in constants))
+    values = dict(variables)
+    form = "^" + "".join(_key_form(spec, part, values) for part in parts) + "$"
+    leading = []
+    for part in parts:
+        if not (isinstance(part, Text) or isinstance(part, Variable) and part.name in values):
+            break
+        leading.append(part.text if isinstance(part, Text) else values[part.name])
+    return ObjectKey(made=output.name, indefinite=("an " if output.name[:1] in "aeiou" else "a ") + output.name,
+                     key=output.key, variables=variables,
+                     form=form.removeprefix("^.*"),  # a leading ".*" is no condition
+                     location="".join(leading) or "beside each image",
+                     digests=any(isinstance(part, PositionDigest) for part in parts), column=OUTPUT_KEY)
+
+
+def _key_form(spec: Spec, part: Part, values: dict[str, str]) -> str:
+    """What part `part` of a key may hold, as an extended regular expression (`.*`: anything)."""
+    if isinstance(part, Text):
+        return ere_escaped(part.text)
+    if isinstance(part, Variable) and part.name in values:
+        return ere_escaped(values[part.name])
+    if isinstance(part, RequestField):
+        return spec.message[part.field].value_pattern() or ".*"
+    if isinstance(part, PositionDigest):
+        return "[0-9a-f]{12}"
+    return ".*"
 
 
 # ----------------------------------------------------------------- the graph
@@ -265,6 +336,7 @@ class JobGraph:
     """Put before the run id in the results' key: BUCKET/PREFIX<run id>.json."""
     output: Output | None
     """The objects' outputs, which sync out uploads (the step that writes them is the spec's only one)."""
+    object_key: ObjectKey
     relay: bool
     """Each job submits the next when it ends (chain: relay); else all are submitted at once."""
     jobs: tuple[Job, ...]
@@ -303,6 +375,8 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     scripts = _scripts(spec) + _extra_scripts(spec)
     scripts = tuple(sorted(scripts, key=lambda script: script.name))
     required = _scratch_variables(spec) + tuple(sorted({name for job in jobs for name in job.exports}))
+    output = next((planned.output for planned in (kind_of(step.action).plan(spec, step) for step in spec.steps.values())
+                   if planned.output), None)
     return JobGraph(
         workflow=spec.name,
         description=spec.description,
@@ -316,8 +390,8 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         output_prefix=_prefix(spec.objects.output),
         results_bucket=(spec.objects.results or "").split("/", 1)[0],
         results_prefix=_prefix(spec.objects.results).partition("/")[2] if spec.objects.results else "results/",
-        output=next((planned.output for planned in (kind_of(step.action).plan(spec, step)
-                                                    for step in spec.steps.values()) if planned.output), None),
+        output=output,
+        object_key=_object_key(spec, output),
         relay=spec.chain == "relay",
         jobs=jobs,
         scripts=scripts,

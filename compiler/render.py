@@ -23,7 +23,8 @@ import jinja2
 from . import __version__
 from .kinds import template_directories
 from .plan import CONTROL_SCRIPTS, JobGraph
-from .words import Environment, EveryObject, ObjectField, RequestField, Text, Variable, Word
+from .words import (Environment, EveryObject, ObjectField, PositionDigest, RequestField, RequestStem, Text, Variable,
+                    Word)
 
 _MARK = "\x1e"
 _MARKER = re.compile(_MARK + r"([^\x1e:]+):(\d+)" + _MARK)
@@ -95,7 +96,8 @@ def _quote_word(word: Word) -> str:
     inside = []
     for part in word.parts:
         if isinstance(part, Text):
-            inside.append(re.sub(r'([\\"$`])', r"\\\1", part.text))
+            # a control character (a tab) as bash's $'\t' between the double-quoted parts: the word stays one
+            inside.append(re.sub(r"[\x00-\x1f\x7f]", _ansi_c, re.sub(r'([\\"$`])', r"\\\1", part.text)))
         elif isinstance(part, Variable):
             inside.append("${" + _checked_name(part.name) + "}")
         elif isinstance(part, Environment):
@@ -104,9 +106,20 @@ def _quote_word(word: Word) -> str:
             inside.append("${OBJECT_" + _checked_name(part.field).upper() + "[index]}")
         elif isinstance(part, RequestField):
             inside.append("${REQUEST_" + _checked_name(part.field).upper() + "[index]}")
+        elif isinstance(part, RequestStem):
+            inside.append("${REQUEST_" + _checked_name(part.field).upper() + "[index]%.*}")
+        elif isinstance(part, PositionDigest):
+            inside.append("${DIGESTS[index]}")
         elif isinstance(part, EveryObject):
             inside.append("${OBJECT_" + _checked_name(part.field).upper() + "[@]}")
     return '"' + "".join(inside) + '"'
+
+
+def _ansi_c(control: re.Match[str]) -> str:
+    char = control.group(0)
+    if char == "\x00":
+        raise ValueError("a shell word holds no NUL byte")
+    return '"' + "$'" + {"\t": "\\t", "\n": "\\n"}.get(char, f"\\x{ord(char):02x}") + "'" + '"'
 
 
 def _checked_name(name: str) -> str:

@@ -42,10 +42,23 @@ class ObjectField:
 
 @dataclass(frozen=True)
 class RequestField:
-    """A field of the request schedule.sh is making an object of (file, ra, dec, label): an output's key
+    """A field of the request schedule.sh is making an object of (file, ra, dec, label): an object's key
     is made from these before the requests with one key become one object."""
 
     field: str
+
+
+@dataclass(frozen=True)
+class RequestStem:
+    """A field of the request less its extension (the text from its last "."): `BUCKET/a` of `BUCKET/a.fits`."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class PositionDigest:
+    """The request's position digest: the first 12 hex digits of the sha256 of its position and the crop
+    width, which schedule.sh's position_digests makes for every request before their keys."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,7 @@ class EveryObject:
     field: str
 
 
-Part = Text | Variable | Environment | ObjectField | RequestField | EveryObject
+Part = Text | Variable | Environment | ObjectField | RequestField | RequestStem | PositionDigest | EveryObject
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from compiler import __version__
 from compiler.build import compile_spec, step_lines
 from compiler.load import load_spec
 from compiler.plan import JobGraph, plan_jobs
-from compiler.words import Environment, EveryObject, ObjectField, Text, Variable, Word
+from compiler.words import (Environment, EveryObject, ObjectField, PositionDigest, RequestField, RequestStem, Text,
+                            Variable, Word)
 from compiler.render import (
     Provenance,
     RenderedScript,
@@ -160,6 +161,19 @@ def test_words_mixing_text_and_variables_read_back_exactly(text: str) -> None:
         text + FILES[1] + "-" + LABELS[1],
         text,
     ]
+
+
+def test_a_requests_key_reads_back_exactly() -> None:
+    """An object's key from its request: a field less its extension, the position's digest, and fields
+    apart by a tab, which bash reads as $'\\t' between the quoted parts of one word."""
+    setup = ("REQUEST_FILE=(x 'b/a b.v1.fits'); REQUEST_LABEL=(y 'l `id`'); DIGESTS=(z 0123456789ab); "
+             "OUTPUT_PREFIX=o/; index=1; ")
+    key = Word.of(Variable("OUTPUT_PREFIX"), RequestStem("file"), "_", RequestField("label"), "_", PositionDigest(),
+                  "_crop.fits")
+    fields = Word.of(RequestField("file"), "\t", RequestField("label"))
+    assert shell_quote(fields) == '"${REQUEST_FILE[index]}"$\'\\t\'"${REQUEST_LABEL[index]}"'
+    assert bash_words(setup + "printf '%s\\0' " + shell_quote(key) + " " + shell_quote(fields)) == [
+        "o/b/a b.v1_l `id`_0123456789ab_crop.fits", "b/a b.v1.fits\tl `id`"]
 
 
 def test_every_object_expands_to_one_word_per_object() -> None:

@@ -129,6 +129,14 @@ def field_of(spec: Spec, field_type: str, step: Step | None = None) -> str:
     return fields_of(spec.message, field_type, step.remote if step else None)[0]
 
 
+def images_field(spec: Spec) -> str:
+    """The name of the message's field of the run's images: the key field the step that stages them reads
+    (the step whose kind needs one), else the message's first key field."""
+    reader = next((step for step in spec.steps.values() if "key" in kind_of(step.action).needs), None)
+    return field_of(spec, "key", reader) if reader else next(
+        name for name, field in spec.message.items() if field.type == "key")
+
+
 def fields_of(message: Mapping[str, MessageField], field_type: str, remote: str | None = None) -> list[str]:
     """The names of the fields of `field_type` in `message` (a key field: in `remote`)."""
     return [name for name, field in message.items()

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..layout import CROP, PINNED, PIXELS, Output
-from ..words import ObjectField, Word
-from . import Kind, Planned, field_of
+from ..layout import CROP, OUTPUT_PREFIX, PINNED, PIXELS, Output
+from ..words import ObjectField, PositionDigest, RequestField, RequestStem, Word
+from . import Kind, Planned, field_of, images_field
 
 if TYPE_CHECKING:
     from ..spec import Spec, Step
@@ -21,8 +21,13 @@ def _world_to_pixel(spec: Spec, _step: Step) -> Planned:
 
 
 def _crop(spec: Spec, _step: Step) -> Planned:
-    return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField(field_of(spec, "label"))),
-                    Word.of(str(spec.objects.crop_width))), per_object=True, output=Output("crop", ".fits", None))
+    label = field_of(spec, "label")
+    # A crop's key: the output location (none: beside its image), its image's key without the extension, its
+    # label and its position's digest (the position and the width), so each crop of an image has its own.
+    key = Word.of(OUTPUT_PREFIX, RequestStem(images_field(spec)), "_", RequestField(label), "_", PositionDigest(),
+                  "_crop.fits")
+    return Planned((PINNED, CROP, PIXELS, Word.of(ObjectField(label)), Word.of(str(spec.objects.crop_width))),
+                   per_object=True, output=Output("crop", ".fits", key))
 
 
 WORLD_TO_PIXEL = Kind("world-to-pixel", "get_world_2_pix.sh", "world_to_pixel.sh.j2", "sky2xy", _world_to_pixel,
