@@ -124,14 +124,6 @@ class Message:
                 for field in self.from_environment]
 
     @property
-    def columns(self) -> tuple[Word, ...]:
-        """An object's fields in objects.tsv, after its index: its image's key, its position and its label
-        (the position key's fields; "-" for each the message does not have: its columns are tab-separated,
-        and bash's `read` takes tabs in a row as one)."""
-        return tuple(Word.of(ObjectField(field.name)) if field else Word.of("-")
-                     for field in (self.key, self.right_ascension, self.declination, self.label))
-
-    @property
     def usage_fields(self) -> list[str]:
         """--help's line for each field: its name, whether it is required (or its default) and its rule."""
         width = max(len(field.name) for field in self.fields)
@@ -194,6 +186,42 @@ class ObjectKey:
 
 OUTPUT_KEY = Word.of(ObjectField("crop_key"))
 """Each object's output key: schedule.sh's OBJECT_CROP_KEY, which objects.tsv and sync out read."""
+
+
+@dataclass(frozen=True)
+class ObjectsTable:
+    """RUN_DIR/objects.tsv, which schedule.sh writes and the step and control scripts read: a header, then
+    a row per object, tab-separated: its index, its message's fields in declared order, its key, and the
+    messages that asked for it (a column each). Readers find a column by its place, which this gives."""
+
+    header: str
+    row: tuple[Word, ...]
+    """An object's row, its sources last."""
+    fields: tuple[tuple[str, int], ...]
+    """(name, column) of each field of the message, as results.json names them."""
+    image_column: int
+    """The column of the field of the run's images (`Message.key`)."""
+    key_column: int
+    sources_column: int
+    """The first of the sources: every column from it on is one."""
+
+    @property
+    def format(self) -> str:
+        """printf's format of a row (and `header` is printf's too: tabs and the newline as \\t and \\n)."""
+        return "\\t".join(["%s"] * len(self.row)) + "\\n"
+
+
+def _objects_table(message: Message, keys: ObjectKey) -> ObjectsTable:
+    names = [field.name for field in message.fields]
+    return ObjectsTable(
+        header="\\t".join(("index", *names, f"{keys.made}_key", "sources...")) + "\\n",
+        row=(Word.of(ObjectField("index")), *(Word.of(ObjectField(name)) for name in names), keys.column,
+             Word.of(ObjectField("sources"))),
+        fields=tuple((name, column) for column, name in enumerate(names, start=1)),
+        image_column=1 + names.index(message.key.name),
+        key_column=1 + len(names),
+        sources_column=2 + len(names),
+    )
 
 
 def _object_key(spec: Spec, output: Output | None) -> ObjectKey:
@@ -337,6 +365,7 @@ class JobGraph:
     output: Output | None
     """The objects' outputs, which sync out uploads (the step that writes them is the spec's only one)."""
     object_key: ObjectKey
+    objects_table: ObjectsTable
     relay: bool
     """Each job submits the next when it ends (chain: relay); else all are submitted at once."""
     jobs: tuple[Job, ...]
@@ -377,6 +406,8 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
     required = _scratch_variables(spec) + tuple(sorted({name for job in jobs for name in job.exports}))
     output = next((planned.output for planned in (kind_of(step.action).plan(spec, step) for step in spec.steps.values())
                    if planned.output), None)
+    message = _message(spec)
+    keys = _object_key(spec, output)
     return JobGraph(
         workflow=spec.name,
         description=spec.description,
@@ -385,13 +416,14 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
             p.text if isinstance(p, Text) else f"<{p.name}>" for p in parse_run_time_path(spec.scratch)),
         scratch_variables=_scratch_variables(spec),
         required_variables=required,
-        message=_message(spec),
+        message=message,
         crop_width=spec.objects.crop_width,
         output_prefix=_prefix(spec.objects.output),
         results_bucket=(spec.objects.results or "").split("/", 1)[0],
         results_prefix=_prefix(spec.objects.results).partition("/")[2] if spec.objects.results else "results/",
         output=output,
-        object_key=_object_key(spec, output),
+        object_key=keys,
+        objects_table=_objects_table(message, keys),
         relay=spec.chain == "relay",
         jobs=jobs,
         scripts=scripts,

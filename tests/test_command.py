@@ -432,6 +432,9 @@ def test_the_checksum_workflow_puts_each_images_checksum_beside_it(built_spec, s
         (f"{s3_bucket}/data/a.fits", f"{s3_bucket}/data/a.fits.sha256", None),
         (f"{s3_bucket}/data/dir/b.fits", f"{s3_bucket}/data/dir/b.fits.sha256", None),
         (f"{s3_bucket}/data/missing.fits", None, 4)]
+    # The message's one field is all that objects.tsv and results.json give of it: no ra, dec or label.
+    assert (run.run_dir / "objects.tsv").read_text().splitlines()[0] == "index\tfile\toutput_key\tsources..."
+    assert [list(result) for result in results["results"]] == [["index", "messages", "file", "key", "error"]] * 3
 
 
 def test_a_remote_that_stages_by_ranges_is_refused_for_steps_that_read_whole_images() -> None:

@@ -195,7 +195,8 @@ def test_without_an_output_requests_with_the_same_fields_are_one_object(solo: Pa
 
 def test_without_an_output_a_run_lists_its_objects_with_no_key(solo: Path, tmp_path: Path,
                                                                shim_state: ShimState) -> None:
-    """Under the fake Slurm: the one job runs echo for each object, and objects.tsv keeps its columns."""
+    """Under the fake Slurm: the one job runs echo for each object, and objects.tsv has the message's own
+    fields as its columns (a default filled in), and no key."""
     (tmp_path / "m.json").write_text('{"file": "bkt/x.fits"}\n{"file": "bkt/x.fits"}\n')
     env = shim_state.env(MYSCRATCH=str(tmp_path / "scratch"))
     result = subprocess.run(["bash", str(solo / "schedule.sh"), "m.json"], capture_output=True, text=True,
@@ -205,7 +206,7 @@ def test_without_an_output_a_run_lists_its_objects_with_no_key(solo: Path, tmp_p
     assert [job["state"] for job in shim_state.jobs()] == ["COMPLETED"]
     run = Path(result.stdout.strip())
     assert (run / "objects.tsv").read_text().splitlines() == [
-        "index\tfile\tra\tdec\tlabel\tobject_key\tsources...", "0\tbkt/x.fits\t-\t-\t-\t-\tm.json:1\tm.json:2"]
+        "index\tfile\tmode\tobject_key\tsources...", "0\tbkt/x.fits\tfast\t-\tm.json:1\tm.json:2"]
     status = subprocess.run(["bash", str(solo / "status.sh"), str(run)], capture_output=True, text=True,
                             check=False, env=env)
     assert "objects: 1 of 1 succeeded, 0 failed" in status.stdout, status.stdout + status.stderr
