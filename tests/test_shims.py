@@ -567,9 +567,11 @@ def test_scancel_by_id_and_by_name(work: Path, shim_state: ShimState):
 
 
 def test_scancel_of_a_running_job_stops_it(work: Path, shim_state: ShimState):
-    script(work / "self.sh", "#!/bin/bash\nscancel \"$SLURM_JOB_ID\"\nsleep 20\necho survived\n")
+    # A job that survived its cancel would sleep far past the deadline (a generous one: a loaded
+    # machine must not fail this), which fails the test; a cancelled one ends at once.
+    script(work / "self.sh", "#!/bin/bash\nscancel \"$SLURM_JOB_ID\"\nsleep 300\necho survived\n")
     job_id = submit(shim_state, work, "self.sh")
-    result = shim_state.drain(timeout=15)
+    result = shim_state.drain(timeout=120)
     assert result.stdout == f"{job_id}\tcluster\tself.sh\tCANCELLED\t0:15\n"
     assert "survived" not in (work / f"slurm-{job_id}.out").read_text()
 

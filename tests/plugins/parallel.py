@@ -29,10 +29,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN201 - x
     from xdist.scheduler import LoadFileScheduling
 
     class SlurmTogether(LoadFileScheduling):
-        """Each file its own unit of work, but the real-Slurm files one unit."""
+        """Each file its own unit of work, but the real-Slurm files one unit, the first one given out: it is
+        the longest (its daemons' start and Slurm's own timers), and would otherwise end the run alone."""
 
         def _split_scope(self, nodeid: str) -> str:
             file = super()._split_scope(nodeid)
             return "slurm" if file in SLURM_FILES else file
+
+        def _assign_work_unit(self, node) -> None:  # noqa: ANN001 - xdist's own type
+            if "slurm" in self.workqueue:
+                self.workqueue.move_to_end("slurm", last=False)
+            super()._assign_work_unit(node)
 
     return SlurmTogether(config, log)
