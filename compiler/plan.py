@@ -356,8 +356,6 @@ class JobGraph:
     required_variables: tuple[str, ...]
     message: Message
     crop_width: int
-    output_prefix: str
-    """Put before an output's key (its image's BUCKET/KEY stem): "" puts the output beside its image."""
     results_bucket: str
     """The bucket of each run's results.json; "" is the bucket of the run's first image."""
     results_prefix: str
@@ -418,7 +416,6 @@ def plan_jobs(spec: Spec, step_lines: dict[str, int] | None = None) -> JobGraph:
         required_variables=required,
         message=message,
         crop_width=spec.objects.crop_width,
-        output_prefix=_prefix(spec.objects.output),
         results_bucket=(spec.objects.results or "").split("/", 1)[0],
         results_prefix=_prefix(spec.objects.results).partition("/")[2] if spec.objects.results else "results/",
         output=output,

@@ -204,11 +204,12 @@ def test_scratch_and_file_lists(graph: JobGraph) -> None:
 
 def test_crops_go_beside_their_image_unless_the_spec_says_where() -> None:
     beside = graph_of(DEFAULT_TEXT)
-    assert (beside.output_prefix, beside.results_bucket, beside.results_prefix) == ("", "", "results/")
+    assert (beside.object_key.variables, beside.results_bucket, beside.results_prefix) == (
+        (("OUTPUT_PREFIX", ""),), "", "results/")
     elsewhere = graph_of(DEFAULT_TEXT.replace("  crop_width: 20\n", "  crop_width: 20\n  output: crops/cutouts\n"
                                                                     "  results: front-end/runs/\n"))
-    assert (elsewhere.output_prefix, elsewhere.results_bucket, elsewhere.results_prefix) == (
-        "crops/cutouts/", "front-end", "runs/")
+    assert (elsewhere.object_key.variables, elsewhere.results_bucket, elsewhere.results_prefix) == (
+        (("OUTPUT_PREFIX", "crops/cutouts/"),), "front-end", "runs/")
 
 
 def test_step_scripts_one_per_script_sorted(graph: JobGraph) -> None:
