@@ -182,6 +182,8 @@ class ObjectKey:
     column: Word
     """The object's key in objects.tsv (and a result's `key`): "-" without an output, whose key is the
     object's fields, tab-separated."""
+    suffix: str = ""
+    """The ending of an object's output file, RUN_DIR/out/INDEX<suffix> ("" without an output)."""
 
 
 OUTPUT_KEY = Word.of(ObjectField("crop_key"))
@@ -245,7 +247,7 @@ def _object_key(spec: Spec, output: Output | None) -> ObjectKey:
             break
         leading.append(part.text if isinstance(part, Text) else values[part.name])
     return ObjectKey(made=output.name, indefinite=("an " if output.name[:1] in "aeiou" else "a ") + output.name,
-                     key=output.key, variables=variables,
+                     key=output.key, variables=variables, suffix=output.suffix,
                      form=form.removeprefix("^.*"),  # a leading ".*" is no condition
                      location="".join(leading) or "beside each image",
                      digests=any(isinstance(part, PositionDigest) for part in parts), column=OUTPUT_KEY)

@@ -141,7 +141,12 @@ def test_the_checksum_spec_builds_with_no_astronomy_step(tmp_path: Path) -> None
     assert sorted(s.name for s in compiled.scripts) == ["cancel.sh", "checksum.sh", "schedule.sh", "status.sh",
                                                         "sync.sh"]
     schedule = (tmp_path / "out" / "schedule.sh").read_text()
-    assert 'key="${REQUEST_FILE[index]}.sha256"' in schedule and "position_digests\n" not in schedule
+    assert 'key="${REQUEST_FILE[index]}.sha256"' in schedule and "position_digests" not in schedule
+    assert "CROP_WIDTH" not in schedule
+    # No script speaks of crops: sync.sh's --help names the output and its ending.
+    usage = subprocess.run(["bash", str(tmp_path / "out" / "sync.sh"), "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    assert "crop" not in usage and "every output made (FROM/INDEX.sha256)" in usage
     # As every script does, it names an option it does not know (exit 2).
     unknown = subprocess.run(["bash", str(tmp_path / "out" / "checksum.sh"), "--bogus"], capture_output=True,
                              text=True, check=False)
