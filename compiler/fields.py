@@ -2,8 +2,9 @@
 
 A run's input is messages, one JSON object each, whose fields the spec declares (`message`), each
 of a type of this library. Each type is a model of its parameters, and says in Python what value
-it accepts, as schedule.sh's check for the type does for each message: so a field's default is
-checked when the spec is, and each rule is worded once, for schedule.sh's `--help` and the README.
+it accepts, as the check for the type does for each message (in read_messages.sh, which reads
+schedule.sh's input): so a field's default is checked when the spec is, and each rule is worded
+once, for schedule.sh's `--help` and the README.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _LARGEST = 10**18
 MAX_VALUE_BYTES = 1024
 
 # S3's naming rules for general purpose buckets, beyond the characters and the length
-# (docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html); schedule.sh's
+# (docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html); read_messages.sh's
 # valid_bucket applies the same to the buckets of messages.
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -63,7 +64,7 @@ _BRACKET_PLAIN = re.compile(r"[A-Za-z0-9 _/:@,=%#!~&;<>'\".()*+?{}|$-]")
 
 def ere_problem(pattern: str) -> str | None:
     """Why `pattern` is not of the syntax that means the same in Python's `re` and in bash's `=~`
-    (POSIX extended regular expressions, byte by byte as schedule.sh reads them), or None.
+    (POSIX extended regular expressions, byte by byte as read_messages.sh reads them), or None.
 
     The syntax: printable ASCII characters matching themselves; `.`; `\\` before one of
     `.[](){}*+?|^$\\/-` for that character; a bracket `[...]` or `[^...]` of such characters and
@@ -192,7 +193,7 @@ class _Field(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     check: ClassVar[str]
-    """The name of schedule.sh's check function for the type (`check_NAME`)."""
+    """The name of read_messages.sh's check function for the type (`check_NAME`)."""
     numbers: ClassVar[bool] = False
     """A message may give the value as a JSON number (else only as a string)."""
     placeholder: ClassVar[str] = ""
@@ -202,11 +203,11 @@ class _Field(BaseModel):
                            "required has a `default`.")
 
     def rule(self) -> str:
-        """What a value must be, after "must be" (schedule.sh's message, `--help` and the README)."""
+        """What a value must be, after "must be" (read_messages.sh's message, `--help` and the README)."""
         raise NotImplementedError
 
     def refuses(self, value: str) -> str | None:
-        """Why `value` is not a value of the field, as schedule.sh's check says it, or None."""
+        """Why `value` is not a value of the field, as read_messages.sh's check says it, or None."""
         raise NotImplementedError
 
     @property
@@ -215,7 +216,7 @@ class _Field(BaseModel):
         return None if default is None else str(default)
 
     def arguments(self) -> tuple[str, ...]:
-        """What schedule.sh's check takes after the field's name and value: for a type with parameters, what
+        """What read_messages.sh's check takes after the field's name and value: for a type with parameters, what
         a value must be (its message), then the parameters."""
         return ()
 
@@ -422,7 +423,7 @@ class StringField(_Field):
             return "is longer than 1024 bytes"
         if re.search(r"[\x00-\x1f\x7f]", value):
             return "contains a control character (a newline, tab or similar)"
-        # schedule.sh matches bytes (LC_ALL=C), so this does too.
+        # read_messages.sh matches bytes (LC_ALL=C), so this does too.
         if not re.fullmatch(self.pattern, raw.decode("latin-1"), re.DOTALL):
             return f"must be {self.rule()}"
         return None

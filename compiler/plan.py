@@ -27,12 +27,12 @@ from .words import Environment, ObjectField, Part, PositionDigest, RequestField,
 
 @dataclass(frozen=True)
 class InputField:
-    """A field of the message, as schedule.sh checks it (`compiler/fields.py` holds the types)."""
+    """A field of the message, as read_messages.sh checks it for schedule.sh (`compiler/fields.py` holds the types)."""
 
     name: str
     type: str
     check: str
-    """schedule.sh's check for the type: `check_NAME WHERE VALUE ARGUMENTS...`."""
+    """read_messages.sh's check for the type: `check_NAME WHERE VALUE ARGUMENTS...`."""
     arguments: tuple[str, ...]
     """The check's parameters for this field (a key's endings as a pattern, an integer's bounds, ...)."""
     required: bool
@@ -66,6 +66,16 @@ class InputField:
 
 
 @dataclass(frozen=True)
+class RecordValue:
+    """One value of a request as read_messages.sh writes it for schedule.sh."""
+
+    value: Word
+    """The value, in read_messages.sh's add_object (its source and fields are its locals)."""
+    array: str
+    """schedule.sh's array of the value in each request."""
+
+
+@dataclass(frozen=True)
 class Message:
     """The message's fields in declared order, and the ones the run's images and the position key are made of."""
 
@@ -77,6 +87,21 @@ class Message:
     label: InputField | None
     """With `key`, the fields of the position key, objects.tsv's columns (a key may be made of them and the
     position's digest); None each, in a message without them."""
+
+    @property
+    def position(self) -> bool:
+        """A request has a position: the message has a right ascension and a declination."""
+        return self.right_ascension is not None and self.declination is not None
+
+    @property
+    def record(self) -> tuple[RecordValue, ...]:
+        """The values read_messages.sh writes for a request, in order, each ended by a NUL byte (which no
+        value holds): where the request came from, each field in declared order, then its position if it
+        has one. schedule.sh reads them back `len(record)` at a time."""
+        return (RecordValue(Word.of(Variable("source")), "REQUEST_SOURCE"),
+                *(RecordValue(Word.of(Variable(field.name)), field.requests) for field in self.fields),
+                *((RecordValue(Word.of(Variable("POSITION"), " ", Variable("POSITION_DEC")), "REQUEST_POSITION"),)
+                  if self.position else ()))
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -383,8 +408,9 @@ class JobGraph:
 
 # ----------------------------------------------------------------- planning
 
-CONTROL_SCRIPTS = ("status.sh", "cancel.sh")
-"""Generated for every spec: they act on a run, whatever its steps."""
+CONTROL_SCRIPTS = ("status.sh", "cancel.sh", "read_messages.sh")
+"""Generated for every spec, whatever its steps: status.sh and cancel.sh act on a run, and read_messages.sh
+reads and checks the messages for schedule.sh."""
 BASE_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "MODULESHOME", "MODULEPATH")
 """What every job keeps of the submitting environment, when set: where the tools are, whose job
 it is, the locale, and where the module system is (a step script that finds no `module` command

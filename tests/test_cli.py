@@ -194,10 +194,10 @@ def test_build_writes_the_output_and_says_so(capsys: pytest.CaptureFixture[str],
     code, out, err = run(capsys, "build", SPEC, "-o", str(out_dir))
     assert (code, out) == (0, "")
     assert err == (f"ltsflow: wrote {out_dir}/ (cancel.sh, crop_image_around_pixels.sh, get_world_2_pix.sh, "
-                   "schedule.sh, status.sh, sync.sh, manifest.json)\n")
+                   "read_messages.sh, schedule.sh, status.sh, sync.sh, manifest.json)\n")
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "manifest.json", "schedule.sh", "status.sh",
-        "sync.sh",
+        "cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "manifest.json", "read_messages.sh",
+        "schedule.sh", "status.sh", "sync.sh",
     ]
 
 

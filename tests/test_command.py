@@ -138,8 +138,8 @@ def test_per_run_the_objects_share_one_group_and_one_output() -> None:
 def test_the_checksum_spec_builds_with_no_astronomy_step(tmp_path: Path) -> None:
     assert "world-to-pixel" not in CHECKSUM.read_text()
     compiled = build(CHECKSUM, tmp_path / "out")  # shellcheck passes every script
-    assert sorted(s.name for s in compiled.scripts) == ["cancel.sh", "checksum.sh", "schedule.sh", "status.sh",
-                                                        "sync.sh"]
+    assert sorted(s.name for s in compiled.scripts) == ["cancel.sh", "checksum.sh", "read_messages.sh", "schedule.sh",
+                                                        "status.sh", "sync.sh"]
     schedule = (tmp_path / "out" / "schedule.sh").read_text()
     assert 'key="${REQUEST_FILE[index]}.sha256"' in schedule and "position_digests" not in schedule
     assert "CROP_WIDTH" not in schedule

@@ -1,6 +1,7 @@
-"""schedule.sh's JSON reader against Python's json, and its input forms end to end.
+"""The JSON reader (read_messages.sh's, which schedule.sh runs) against Python's json, and the input
+forms end to end.
 
-The reader is driven through the built schedule.sh itself: its text up to `main "$@"`,
+The reader is driven through the built read_messages.sh itself: its text up to `main "$@"`,
 then a harness that replaces add_message (print the object read) and read_file_list
 (say the text went there), and calls read_input on each file in a subshell. So the
 texts pass read_text (NUL bytes, UTF-8), the byte order mark and the choice between
@@ -143,10 +144,10 @@ def parse_output(raw: bytes) -> list[list[Triple]] | str:
 @pytest.fixture(scope="module")
 def read_texts(scripts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """Run the built reader on each text; (status, objects or "FILES", stderr) per text."""
-    schedule = (scripts_dir / "schedule.sh").read_text()
-    assert schedule.endswith('\nmain "$@"\n')
+    reader = (scripts_dir / "read_messages.sh").read_text()
+    assert reader.endswith('\nmain "$@"\n')
     harness = tmp_path_factory.mktemp("harness") / "reader.sh"
-    harness.write_text(schedule.removesuffix('main "$@"\n') + HARNESS)
+    harness.write_text(reader.removesuffix('main "$@"\n') + HARNESS)
 
     def run(texts: list[bytes]) -> list[tuple[int, list[list[Triple]] | str, str]]:
         directory = tmp_path_factory.mktemp("texts")
@@ -423,3 +424,49 @@ def test_a_file_of_exactly_the_largest_size_is_read(scripts_dir: Path, tmp_path:
     path.write_bytes(message + b" " * (1048576 - len(message)))
     result = run_dry(scripts_dir, path)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- read_messages.sh's output
+
+def read_messages(scripts_dir: Path, *inputs: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(scripts_dir / "read_messages.sh"), *map(str, inputs)], capture_output=True,
+                          check=False, env={"PATH": os.environ["PATH"], **(env or {})})
+
+
+def test_read_messages_writes_each_request_as_values_ended_by_nul(scripts_dir: Path, tmp_path: Path) -> None:
+    # a legitimate key with what would break lines, words or quoting, read back exactly
+    key = "bucket/a b/$(x) 'y' \"z\";\\\u00e9\u65e5.fits"
+    lines = tmp_path / "lines.json"
+    lines.write_text(json.dumps({"file": key, "ra": "10:00:00", "dec": -5}) + "\n"
+                     + json.dumps({"dec": "+2:30", "label": "x", "file": "bucket/b.fits", "ra": 1.5}) + "\n",
+                     encoding="utf-8")
+    one = tmp_path / "one.json"
+    one.write_text('[{"file": "bucket/c.fits", "ra": "0010", "dec": "-0.0"}]')
+    files = tmp_path / "files.txt"
+    files.write_text("bucket/d.fits\n\nbucket/e.fits\n")
+    result = read_messages(scripts_dir, lines, one, files, env={"RA_OBJECT": "9e1", "DEC_OBJECT": "0.25"})
+    assert (result.returncode, result.stderr) == (0, b"")
+    values = result.stdout.decode("utf-8").split("\0")
+    assert values.pop() == ""
+    # where each came from, its fields as given (the defaults where none is), its position normalised
+    assert values == [
+        f"{lines}:1", key, "10:00:00", "-5", "galaxy_1", "150.000000000 -5.000000000",
+        f"{lines}:2", "bucket/b.fits", "1.5", "+2:30", "x", "1.500000000 2.500000000",
+        f"{one}", "bucket/c.fits", "0010", "-0.0", "galaxy_1", "10.000000000 0.000000000",
+        f"{files}:1", "bucket/d.fits", "9e1", "0.25", "galaxy_1", "90.000000000 0.250000000",
+        f"{files}:3", "bucket/e.fits", "9e1", "0.25", "galaxy_1", "90.000000000 0.250000000",
+    ]
+
+
+def test_read_messages_writes_nothing_when_it_refuses_any_request(scripts_dir: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"file": "bucket/a.fits", "ra": 1, "dec": 1}')
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"file": "bucket/a.fits", "ra": 1, "dec": 1}\n{"file": "bucket/a.fits", "ra": 1, "dec": 91}\n')
+    result = read_messages(scripts_dir, good, bad)
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr.decode().endswith(f'error: {bad}:2: field "dec" 91 must be decimal degrees in [-90, 90] '
+                                           'or sexagesimal degrees +DD:MM:SS.s\n'), result.stderr
+    nothing = read_messages(scripts_dir)
+    assert (nothing.returncode, nothing.stdout) == (2, b"")
+    assert nothing.stderr.decode().endswith("error: give at least one MESSAGES.json or FILES.txt\n")

@@ -111,11 +111,12 @@ def random_numbers(count: int) -> list[str]:
 
 
 def test_the_checks_and_normal_forms_agree_with_decimal(scripts_dir: Path, tmp_path: Path) -> None:
-    """valid_ra/valid_dec and normal_ra/normal_dec of schedule.sh, in one bash, on many numbers."""
+    """valid_ra/valid_dec and normal_ra/normal_dec of read_messages.sh (which reads schedule.sh's input),
+    in one bash, on many numbers."""
     values = sorted(set(RA_VALUES + DEC_VALUES + random_numbers(3000)) - {""})
-    schedule = (scripts_dir / "schedule.sh").read_text()
+    reader = (scripts_dir / "read_messages.sh").read_text()
     harness = tmp_path / "harness.sh"
-    harness.write_text(schedule.removesuffix('main "$@"\n') + 'while IFS= read -r value; do\n'
+    harness.write_text(reader.removesuffix('main "$@"\n') + 'while IFS= read -r value; do\n'
                        '  valid_ra "${value}"; ra="${VALID}"; [[ "${ra}" != true ]] || { normal_ra "${value}"; ra="${DEGREES}"; }\n'
                        '  valid_dec "${value}"; dec="${VALID}"; [[ "${dec}" != true ]] || { normal_dec "${value}"; dec="${DEGREES}"; }\n'
                        '  printf "%s %s\\n" "${ra}" "${dec}"\n'
@@ -192,10 +193,11 @@ def test_invisible_and_c1_characters_in_a_key_are_refused(scripts_dir: Path, tmp
 
 
 def refusals(scripts_dir: Path, tmp_path: Path, paths: list[Path]) -> list[bool]:
-    """For each message file, whether schedule.sh's read_input refuses it because of its "file"."""
-    schedule = (scripts_dir / "schedule.sh").read_text()
+    """For each message file, whether read_input (read_messages.sh's, for schedule.sh) refuses it because of
+    its "file"."""
+    reader = (scripts_dir / "read_messages.sh").read_text()
     harness = tmp_path / "harness.sh"
-    harness.write_text(schedule.removesuffix('main "$@"\n') + 'for input in "$@"; do\n'
+    harness.write_text(reader.removesuffix('main "$@"\n') + 'for input in "$@"; do\n'
                        '  if (read_input "${input}") 2>/dev/null; then echo accepted; else echo refused; fi\n'
                        'done\n')
     result = subprocess.run(["bash", str(harness), *map(str, paths)], capture_output=True, text=True, check=True,
@@ -272,7 +274,7 @@ def test_every_script_refuses_a_bash_older_than_4_4(scripts_dir: Path) -> None:
     environment. Exit 3 with the message proves that the check's logic is right and that the check
     runs before any later line of the script is parsed; it does not run a real bash 3.2."""
     scripts = sorted(scripts_dir.glob("*.sh"))
-    assert len(scripts) == 6
+    assert len(scripts) == 7
     for script in scripts:
         for version in OLD_BASH:
             environment = {"PATH": os.environ["PATH"]} | ({} if version is None else {"BASH_VERSION": version})

@@ -323,3 +323,14 @@ def test_a_containerized_step_binds_the_scratch_root_and_the_run_directory() -> 
                                ("sync_out", "sync.sh", "--results")):
         assert [flat(w) for w in jobs[name].step_command[:6]] == [
             f"${{SCRIPT_DIR}}/{script}", "--bind", "${SCRATCH}", "--bind", "${RUN_DIR}", mode]
+
+
+def test_a_request_is_read_back_as_its_source_its_fields_and_a_position_where_it_has_one(graph: JobGraph) -> None:
+    # read_messages.sh writes these values a request, schedule.sh reads them back as many at a time
+    assert [(flat(value.value), value.array) for value in graph.message.record] == [
+        ("${source}", "REQUEST_SOURCE"), ("${file}", "REQUEST_FILE"), ("${ra}", "REQUEST_RA"), ("${dec}", "REQUEST_DEC"),
+        ("${label}", "REQUEST_LABEL"), ("${POSITION} ${POSITION_DEC}", "REQUEST_POSITION"),
+    ]
+    checksum = graph_of((ROOT / "fixtures" / "specs" / "checksum.yaml").read_text())
+    assert [value.array for value in checksum.message.record] == ["REQUEST_SOURCE", "REQUEST_FILE"]
+    assert "read_messages.sh" in graph.generated and "read_messages.sh" in checksum.generated

@@ -3,9 +3,9 @@
 Every name a kind brings is looked for, as a word, in the source of compiler/plan.py and
 compiler/render.py: each registered kind's action, script, template and tool, and every script,
 template and tool the fixture specs' plans hold (so ranged staging's fetch_rows.sh, which the
-sync-in kind adds, too). The control scripts (status.sh, cancel.sh) are the planner's own, written
-for every spec; the report kind runs status.sh rather than a script of its own, so that one name is
-the planner's.
+sync-in kind adds, too). The control scripts (status.sh, cancel.sh, read_messages.sh) are the
+planner's own, written for every spec; the report kind runs status.sh rather than a script of its
+own, so that one name is the planner's.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from compiler import __version__
 from compiler.build import compile_spec, step_lines
 from compiler.load import load_spec
-from compiler.plan import JobGraph, plan_jobs
+from compiler.plan import CONTROL_SCRIPTS, JobGraph, plan_jobs
 from compiler.words import (Environment, EveryObject, ObjectField, PositionDigest, RequestField, RequestStem, Text,
                             Variable, Word)
 from compiler.render import (
@@ -212,7 +212,8 @@ def scripts(graph: JobGraph) -> tuple[RenderedScript, ...]:
 
 def test_render_makes_every_script_sorted_by_name(scripts: tuple[RenderedScript, ...]) -> None:
     assert [s.name for s in scripts] == [
-        "cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "status.sh", "sync.sh",
+        "cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "read_messages.sh", "schedule.sh",
+        "status.sh", "sync.sh",
     ]
     for script in scripts:
         assert script.text.startswith("#!/bin/bash\n")
@@ -296,10 +297,13 @@ def test_origins_of_known_lines(scripts: tuple[RenderedScript, ...]) -> None:
     assert "{% for job in graph.jobs %}" in _template_line("schedule.sh.j2", origin_of[log_line].line)
     assert "submit_{{ job.name|identifier }}" in _template_line("schedule.sh.j2", origin_of["  submit_crop"].line)
     # Through includes two deep, and the text that follows an include inside a partial.
-    assert origin_of["valid_bucket() {"].template == "_schedule_request_checks.sh.j2"
+    reader = next(s for s in scripts if s.name == "read_messages.sh")
+    lines = reader.text.split("\n")
+    origin_of = {line: reader.origins[index] for index, line in enumerate(lines) if line.strip()}
+    assert origin_of["valid_bucket() {"].template == "_messages_checks.sh.j2"
     after_include = next(line for line in lines if line.startswith("# read_messages SOURCE"))
-    assert origin_of[after_include].template == "_schedule_input.sh.j2"
-    assert _template_line("_schedule_input.sh.j2", origin_of[after_include].line).startswith("# read_messages SOURCE")
+    assert origin_of[after_include].template == "_messages_input.sh.j2"
+    assert _template_line("_messages_input.sh.j2", origin_of[after_include].line).startswith("# read_messages SOURCE")
 
 
 def test_markers_change_nothing_but_the_source_map(graph: JobGraph, scripts: tuple[RenderedScript, ...]) -> None:
@@ -310,7 +314,7 @@ def test_markers_change_nothing_but_the_source_map(graph: JobGraph, scripts: tup
     )
     plain.filters.update(make_environment().filters)
     by_name = {s.name: s for s in scripts}
-    for name, template, script in [(n, f"{n}.j2", None) for n in ("schedule.sh", "status.sh", "cancel.sh")] + [
+    for name, template, script in [(n, f"{n}.j2", None) for n in ("schedule.sh", *CONTROL_SCRIPTS)] + [
         (s.name, s.template, s) for s in graph.scripts
     ]:
         text = plain.get_template(template).render(graph=graph, provenance=PROVENANCE, script=script)

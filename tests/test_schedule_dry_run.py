@@ -146,8 +146,8 @@ def test_bad_field_is_refused_naming_it(scripts_dir: Path, tmp_path: Path, field
 
 def test_help_exits_zero_and_lists_exit_codes(scripts_dir: Path) -> None:
     scripts = sorted(p.name for p in scripts_dir.glob("*.sh"))
-    assert scripts == ["cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "status.sh",
-                       "sync.sh"]
+    assert scripts == ["cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "read_messages.sh",
+                       "schedule.sh", "status.sh", "sync.sh"]
     for script in scripts:
         result = subprocess.run(["bash", str(scripts_dir / script), "--help"], capture_output=True, text=True, check=False)
         assert result.returncode == 0, script
@@ -187,3 +187,27 @@ def test_a_bad_message_among_many_is_named_by_its_position(scripts_dir: Path, tm
     assert result.returncode == 2
     assert 'batch.json:2: field "dec" 100 must be' in result.stderr
     assert sbatch_lines(result.stdout) == []
+
+
+def test_schedule_sh_gives_the_readers_messages_and_exit_status_as_its_own(scripts_dir: Path, tmp_path: Path) -> None:
+    """schedule.sh runs the read_messages.sh beside it: here a stand-in, beside a copy of schedule.sh."""
+    copy = tmp_path / "scripts"
+    copy.mkdir()
+    (copy / "schedule.sh").write_bytes((scripts_dir / "schedule.sh").read_bytes())
+    path = message(tmp_path, file=IMAGE, ra="0.1", dec="0.25")
+    reader = copy / "read_messages.sh"
+    reader.write_text('printf "reader: %s\\n" "$*" >&2\nreadlink /proc/$$/fd/1 >"${0%/*}/stdout"\nexit 7\n')
+    result = run_dry(copy, path)
+    assert (result.returncode, result.stdout, result.stderr) == (7, "", f"reader: -- {path}\n")
+    # it wrote to a file of schedule.sh's, which is gone
+    written = Path((copy / "stdout").read_text().strip())
+    assert written.name.startswith("ltsflow-requests.") and not written.exists()
+    # values that are no whole number of requests (6 values each) are a fault, not input
+    reader.write_text("printf 'a\\0b\\0c\\0'\n")
+    result = run_dry(copy, path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.endswith("error: read_messages.sh wrote 3 values: not 6 a request\n"), result.stderr
+    reader.unlink()
+    result = run_dry(copy, path)
+    assert (result.returncode, result.stdout) == (3, "")
+    assert result.stderr.endswith(f"error: {reader} is missing: schedule.sh reads its input with it\n"), result.stderr

@@ -39,7 +39,7 @@ def test_shellcheck_runs_with_every_optional_check_and_no_exclusion() -> None:
 
 def test_the_default_build_is_shellcheck_clean() -> None:
     scripts = compile_spec(DEFAULT_SPEC).scripts
-    assert len(scripts) == 6
+    assert len(scripts) == 7
     assert check_scripts(scripts) == ()
     verify_scripts(scripts)
 

@@ -18,7 +18,8 @@ from compiler.write import MANIFEST, make_manifest, write_output
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = ROOT / "fixtures" / "specs" / "lts-template.yaml"
-SCRIPTS = ["cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "schedule.sh", "status.sh", "sync.sh"]
+SCRIPTS = ["cancel.sh", "crop_image_around_pixels.sh", "get_world_2_pix.sh", "read_messages.sh", "schedule.sh",
+           "status.sh", "sync.sh"]
 
 Snapshot = dict[str, tuple[int, bytes | None]]
 
