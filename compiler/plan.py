@@ -190,8 +190,6 @@ class ObjectKey:
 
     made: str
     """What a key names, in messages and objects.tsv's column NAME_key: the output's name, or "object"."""
-    indefinite: str
-    """`made` after "a" or "an", for messages ("an output")."""
     key: Word
     """A request's key, from its fields (RequestField, RequestStem), its position's digest and `variables`."""
     variables: tuple[tuple[str, str], ...]
@@ -209,6 +207,11 @@ class ObjectKey:
     object's fields, tab-separated."""
     suffix: str = ""
     """The ending of an object's output file, RUN_DIR/out/INDEX<suffix> ("" without an output)."""
+
+    @property
+    def indefinite(self) -> str:
+        """`made` after "a" or "an", for messages ("an output")."""
+        return ("an " if self.made[:1] in "aeiou" else "a ") + self.made
 
 
 OUTPUT_KEY = Word.of(ObjectField("crop_key"))
@@ -254,10 +257,8 @@ def _objects_table(message: Message, keys: ObjectKey) -> ObjectsTable:
 def _object_key(spec: Spec, output: Output | None) -> ObjectKey:
     if output is None:
         # the fields apart by a tab, which no field's value holds
-        fields: list[str | Part] = []
-        for name in spec.message:
-            fields.extend(("\t", RequestField(name)) if fields else (RequestField(name),))
-        return ObjectKey(made="object", indefinite="an object", key=Word.of(*fields), variables=(), form=None,
+        fields: list[str | Part] = [part for name in spec.message for part in ("\t", RequestField(name))][1:]
+        return ObjectKey(made="object", key=Word.of(*fields), variables=(), form=None,
                          location="", digests=False, column=Word.of("-"))
     # schedule.sh's constants, as the spec sets them; any other variable of a key may hold anything
     constants = {OUTPUT_PREFIX.name: _prefix(spec.objects.output)}
@@ -271,8 +272,7 @@ def _object_key(spec: Spec, output: Output | None) -> ObjectKey:
         if not (isinstance(part, Text) or isinstance(part, Variable) and part.name in values):
             break
         leading.append(part.text if isinstance(part, Text) else values[part.name])
-    return ObjectKey(made=output.name, indefinite=("an " if output.name[:1] in "aeiou" else "a ") + output.name,
-                     key=output.key, variables=variables, suffix=output.suffix,
+    return ObjectKey(made=output.name, key=output.key, variables=variables, suffix=output.suffix,
                      form=form.removeprefix("^.*"),  # a leading ".*" is no condition
                      location="".join(leading) or "beside each image",
                      digests=any(isinstance(part, PositionDigest) for part in parts), column=OUTPUT_KEY)
